@@ -1,0 +1,425 @@
+"""BasicSR-format option files: load, override, validate against a typed schema, resolve paths.
+
+The schema below lists every key that the official HAT, DRCT, DLGSANet and DRSformer option files use, plus
+our own additions (``precision``, ``tile``, training switches). Unknown keys are errors that name the key path
+and suggest the closest valid key; wrong types are errors that name the expected type. ``network_g`` is
+checked against the registered architecture's constructor, so a misspelt kwarg cannot be silently dropped.
+
+Example:
+    >>> opt = load_options("options/test/HAT_SRx4.yml", force_yml=["val:save_img=true"])
+    >>> opt["network_g"]["type"]
+    'HAT'
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["OptionsError", "REPO_ROOT", "load_options", "parse_force_yml", "validate_options"]
+
+#: Relative paths in option files resolve against this folder (the checkout that holds ``restore/``).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+_MISSING = object()
+
+
+class OptionsError(ValueError):
+    """A problem in an option file; the message is one line naming the file and key path."""
+
+
+@dataclass(frozen=True)
+class Value:
+    """A leaf: accepted Python types, optional default and choices. ``None`` (YAML ``~``) is always allowed."""
+
+    types: tuple[type, ...]
+    default: Any = _MISSING
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A mapping with known keys. ``each`` validates every key not in ``fields`` (named sub-sections such as
+    ``datasets.train``); ``free`` accepts any further key unchecked (kwargs passed through to a constructor)."""
+
+    fields: Mapping[str, Value | Section] = field(default_factory=dict)
+    each: Value | Section | None = None
+    free: bool = False
+
+
+INT, FLOAT, BOOL, STR, LIST, DICT = (int,), (float,), (bool,), (str,), (list,), (dict,)
+NUM = (int, float)
+
+
+def _v(types: tuple[type, ...], default: Any = _MISSING, choices: tuple[Any, ...] | None = None) -> Value:
+    return Value(types, default, choices)
+
+
+_TYPED_KWARGS = Section({"type": _v(STR)}, free=True)  # optimizers, schedulers, losses: kwargs of a registered type
+
+_DEGRADATION_KEYS = (  # Real-ESRGAN style on-the-fly degradations (Real_HAT / Real-DRCT option files)
+    "blur_kernel_size", "kernel_list", "kernel_prob", "sinc_prob", "blur_sigma", "betag_range", "betap_range",
+    "blur_kernel_size2", "kernel_list2", "kernel_prob2", "sinc_prob2", "blur_sigma2", "betag_range2", "betap_range2",
+    "final_sinc_prob",
+)  # fmt: skip
+
+DATASET = Section(
+    {
+        "name": _v(STR),
+        "type": _v(STR),
+        "phase": _v(STR),
+        "scale": _v(INT),
+        "dataroot_gt": _v(STR),
+        "dataroot_lq": _v(STR),
+        "meta_info_file": _v(STR),
+        "filename_tmpl": _v(STR, "{}"),
+        "io_backend": Section({"type": _v(STR, "disk")}, free=True),
+        "gt_size": _v(INT),
+        "use_hflip": _v(BOOL),
+        "use_rot": _v(BOOL),
+        "use_shuffle": _v(BOOL),
+        "num_worker_per_gpu": _v(INT),
+        "batch_size_per_gpu": _v(INT),
+        "dataset_enlarge_ratio": _v(INT),
+        "prefetch_mode": _v(STR, choices=("cpu", "cuda")),
+        "pin_memory": _v(BOOL),
+        "color": _v(STR),
+        # DRSformer's progressive training keys
+        "geometric_augs": _v(BOOL),
+        "mini_batch_sizes": _v(LIST),
+        "iters": _v(LIST),
+        "gt_sizes": _v(LIST),
+        **{k: _v((int, float, list, str)) for k in _DEGRADATION_KEYS},
+    }
+)
+
+_METRIC = Section(
+    {
+        "type": _v(STR),
+        "crop_border": _v(INT, 0),
+        "test_y_channel": _v(BOOL, False),
+        "y_channel_uint8": _v(BOOL, False),
+        "better": _v(STR, "higher", choices=("higher", "lower")),
+    },
+    free=True,
+)
+
+_REAL_ESRGAN_TOP = (
+    "gt_usm", "queue_size", "resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
+    "gray_noise_prob", "jpeg_range", "second_blur_prob", "resize_prob2", "resize_range2", "gaussian_noise_prob2",
+    "noise_range2", "poisson_scale_range2", "gray_noise_prob2", "jpeg_range2", "l1_gt_usm", "percep_gt_usm",
+    "gan_gt_usm", "gt_size",
+)  # fmt: skip
+
+SCHEMA = Section(
+    {
+        "name": _v(STR),
+        "model_type": _v(STR, "SRModel"),
+        "scale": _v(INT, 1),
+        "num_gpu": _v((int, str), "auto"),
+        "manual_seed": _v(INT),
+        "is_train": _v(BOOL),
+        "precision": _v(STR, "fp32", choices=("fp32", "bf16", "fp16")),
+        "tile": Section({"tile_size": _v(INT), "tile_pad": _v(INT, 32), "tile_batch_size": _v(INT, 1)}),
+        "datasets": Section(each=DATASET),
+        "network_g": Section({"type": _v(STR)}, free=True),
+        "network_d": Section({"type": _v(STR)}, free=True),
+        "path": Section(
+            {
+                "pretrain_network_g": _v(STR, None),
+                "param_key_g": _v(STR, "params_ema"),
+                "strict_load_g": _v(BOOL, True),
+                "resume_state": _v(STR, None),
+                "pretrain_network_d": _v(STR, None),
+                "param_key_d": _v(STR, "params"),
+                "strict_load_d": _v(BOOL, True),
+                "root": _v(STR),
+                "experiments_root": _v(STR),
+                "results_root": _v(STR),
+                "models": _v(STR),
+                "training_states": _v(STR),
+                "log": _v(STR),
+                "visualization": _v(STR),
+            }
+        ),
+        "train": Section(
+            {
+                "ema_decay": _v(NUM, 0.0),
+                "optim_g": _TYPED_KWARGS,
+                "optim_d": _TYPED_KWARGS,
+                "scheduler": _TYPED_KWARGS,
+                "total_iter": _v(INT),
+                "warmup_iter": _v(INT, -1),
+                "use_grad_clip": _v(BOOL, False),
+                "grad_clip_norm": _v(NUM, 0.01),
+                "accumulate_grad_batches": _v(INT, 1),
+                "amp": _v(STR, "fp32", choices=("fp32", "bf16", "fp16")),
+                "channels_last": _v(BOOL, False),
+                "compile": _v(BOOL, False),
+                "pixel_opt": _TYPED_KWARGS,
+                "perceptual_opt": _TYPED_KWARGS,
+                "fft_opt": _TYPED_KWARGS,
+                "gan_opt": _TYPED_KWARGS,
+                "net_d_iters": _v(INT),
+                "net_d_init_iters": _v(INT),
+                "mixing_augs": Section({"mixup": _v(BOOL), "mixup_beta": _v(NUM), "use_identity": _v(BOOL)}),
+            }
+        ),
+        "val": Section(
+            {
+                "val_freq": _v(INT),
+                "save_img": _v(BOOL, False),
+                "suffix": _v(STR, None),
+                "pbar": _v(BOOL, True),
+                "metrics": Section(each=_METRIC),
+                "rgb2bgr": _v(BOOL),
+                "use_image": _v(BOOL),
+                "max_minibatch": _v(INT),
+                "window_size": _v(INT),
+            }
+        ),
+        "logger": Section(
+            {
+                "print_freq": _v(INT, 100),
+                "save_checkpoint_freq": _v(INT),
+                "use_tb_logger": _v(BOOL, False),
+                "wandb": Section({"project": _v(STR), "resume_id": _v(STR), "entity": _v(STR)}),
+            }
+        ),
+        "dist_params": Section({"backend": _v(STR), "port": _v(INT)}),
+        **{k: _v((int, float, bool, list)) for k in _REAL_ESRGAN_TOP},
+    }
+)
+
+# Option keys holding file-system paths, resolved against REPO_ROOT when relative.
+_PATH_KEYS = {
+    "path": ("pretrain_network_g", "resume_state", "pretrain_network_d"),
+    "dataset": ("dataroot_gt", "dataroot_lq", "meta_info_file"),
+}
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in types)
+
+
+def _coerce(value: Any, spec: Value, where: str) -> Any:
+    """Check ``value`` against a leaf spec; YAML conveniences are accepted (``1`` for a float, ``5e3`` for an int)."""
+    if value is None:
+        return None
+    types = spec.types
+    if isinstance(value, bool) and bool not in types:
+        raise OptionsError(f"{where}: expected {_type_name(types)}, got bool {value!r}")
+    if isinstance(value, types):
+        out = value
+    elif float in types and isinstance(value, int):
+        out = float(value)
+    elif int in types and isinstance(value, float) and value.is_integer():
+        out = int(value)  # BasicSR writes frequencies as ``!!float 5e3``
+    elif NUM == tuple(t for t in types if t in NUM) and isinstance(value, str):
+        out = _number_from_string(value, types, where)  # YAML 1.1 reads ``1e-4`` (no dot) as a string
+    else:
+        raise OptionsError(f"{where}: expected {_type_name(types)}, got {type(value).__name__} {value!r}")
+    if spec.choices is not None and out not in spec.choices:
+        raise OptionsError(f"{where}: expected one of {', '.join(map(repr, spec.choices))}, got {out!r}")
+    return out
+
+
+def _number_from_string(value: str, types: tuple[type, ...], where: str) -> float | int:
+    try:
+        number = float(value)
+    except ValueError:
+        raise OptionsError(f"{where}: expected {_type_name(types)}, got str {value!r}") from None
+    return int(number) if int in types and float not in types and number.is_integer() else number
+
+
+def _unknown_key(key: str, known: Sequence[str], where: str) -> OptionsError:
+    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(known))}"
+    return OptionsError(f"{where}: unknown key{hint}")
+
+
+def _validate(node: Any, spec: Value | Section, where: str) -> Any:
+    if isinstance(spec, Value):
+        return _coerce(node, spec, where)
+    if node is None:
+        return None
+    if not isinstance(node, dict):
+        raise OptionsError(f"{where}: expected a mapping, got {type(node).__name__} {node!r}")
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key in spec.fields:
+            out[key] = _validate(value, spec.fields[key], path)
+        elif spec.each is not None:
+            out[key] = _validate(value, spec.each, path)
+        elif spec.free:
+            out[key] = value
+        else:
+            raise _unknown_key(key, list(spec.fields), path)
+    return out
+
+
+def _fill_defaults(node: dict[str, Any], spec: Section) -> None:
+    for key, sub in spec.fields.items():
+        if isinstance(sub, Value) and sub.default is not _MISSING and key not in node:
+            node[key] = copy.deepcopy(sub.default)
+        elif isinstance(sub, Section) and isinstance(node.get(key), dict):
+            _fill_defaults(node[key], sub)
+    if isinstance(spec.each, Section):
+        for key, value in node.items():
+            if key not in spec.fields and isinstance(value, dict):
+                _fill_defaults(value, spec.each)
+
+
+def _resolve(value: str | None, root: Path) -> str | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (root / path).resolve())
+
+
+def _check_network(opt: dict[str, Any], source: str) -> None:
+    network = opt.get("network_g")
+    if not network:
+        return
+    from restore.archs import check_network_kwargs  # lazy: options must load without importing torch models
+
+    try:
+        check_network_kwargs(network, where=f"{source}: network_g")
+    except KeyError as err:
+        raise OptionsError(f"{source}: network_g.type: {err.args[0]}") from None
+    except TypeError as err:
+        raise OptionsError(str(err)) from None
+
+
+def _check_optimizers(opt: dict[str, Any], source: str) -> None:
+    """``train.optim_g``/``optim_d`` kwargs are checked against the ``torch.optim`` constructor they name."""
+    import inspect
+
+    import torch
+
+    for key in ("optim_g", "optim_d"):
+        spec = (opt.get("train") or {}).get(key)
+        if not spec or not hasattr(torch.optim, str(spec.get("type"))):
+            continue
+        params = inspect.signature(getattr(torch.optim, spec["type"]).__init__).parameters
+        valid = [name for name in params if name not in ("self", "params")]
+        for name in spec:
+            if name != "type" and name not in valid:
+                raise _unknown_key(name, valid, f"{source}: train.{key}.{name}")
+
+
+def validate_options(opt: Mapping[str, Any], source: str = "<options>", *, check_network: bool = True) -> dict:
+    """Validate a BasicSR-format option dict and return a copy with defaults filled in.
+
+    Raises:
+        OptionsError: unknown key (with the closest valid key), wrong type (with the expected type), or a
+            ``network_g`` kwarg that the architecture does not take.
+    """
+    if not isinstance(opt, Mapping):
+        raise OptionsError(f"{source}: expected a mapping at the top level, got {type(opt).__name__}")
+    try:
+        out = _validate(dict(opt), SCHEMA, "")
+    except OptionsError as err:
+        raise OptionsError(f"{source}: {err}") from None
+    out.setdefault("path", {})
+    _fill_defaults(out, SCHEMA)
+    _check_optimizers(out, source)
+    if check_network:
+        _check_network(out, source)
+    return out
+
+
+def parse_force_yml(items: Sequence[str]) -> list[tuple[list[str], Any]]:
+    """Parse BasicSR ``--force_yml`` items: ``"train:total_iter=1000"`` -> ``(["train", "total_iter"], 1000)``."""
+    parsed = []
+    for item in items:
+        if "=" not in item:
+            raise OptionsError(f"--force_yml {item!r}: expected KEY:SUBKEY=VALUE")
+        keys, raw = item.split("=", 1)
+        parsed.append((keys.split(":"), yaml.safe_load(raw)))
+    return parsed
+
+
+def _apply_force_yml(opt: dict[str, Any], items: Sequence[str]) -> None:
+    for keys, value in parse_force_yml(items):
+        node = opt
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise OptionsError(f"--force_yml {':'.join(keys)}: {key!r} is not a mapping")
+        node[keys[-1]] = value
+
+
+def _add_run_paths(opt: dict[str, Any], root: Path, is_train: bool) -> None:
+    """Fill the folders a run writes to: ``experiments/<name>/...`` when training, ``results/<name>/...`` otherwise."""
+    path = opt["path"]
+    name = opt.get("name") or "run"
+    if is_train:
+        base = Path(path.get("experiments_root") or root / "experiments" / name)
+        path["experiments_root"] = str(base)
+        for sub in ("models", "training_states", "visualization"):
+            path[sub] = path.get(sub) or str(base / sub)
+        path["log"] = path.get("log") or str(base)
+    else:
+        base = Path(path.get("results_root") or root / "results" / name)
+        path["results_root"] = str(base)
+        path["visualization"] = path.get("visualization") or str(base / "visualization")
+        path["log"] = path.get("log") or str(base)
+    path["root"] = str(root)
+
+
+def load_options(
+    path: str | Path,
+    force_yml: Sequence[str] = (),
+    *,
+    is_train: bool = False,
+    root: str | Path | None = None,
+    check_network: bool = True,
+) -> dict[str, Any]:
+    """Load a BasicSR-format YAML option file.
+
+    Args:
+        path: the ``.yml`` file.
+        force_yml: overrides such as ``"train:total_iter=1000"`` (colon-separated keys), applied before validation.
+        is_train: add training folders (``path.experiments_root`` ...) instead of result folders.
+        root: folder that relative paths resolve against (default: the repository root).
+
+    Returns:
+        The validated option dict with defaults, absolute paths, ``is_train`` and each dataset's ``phase``/``scale``.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise OptionsError(f"{source}: option file not found") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise OptionsError(f"{source}: invalid YAML{at}: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, dict):
+        raise OptionsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    _apply_force_yml(raw, force_yml)
+    opt = validate_options(raw, source, check_network=check_network)
+
+    base = Path(root).resolve() if root is not None else REPO_ROOT
+    opt["is_train"] = is_train
+    for key in _PATH_KEYS["path"]:
+        opt["path"][key] = _resolve(opt["path"].get(key), base)
+    for phase_key, dataset in (opt.get("datasets") or {}).items():
+        for key in _PATH_KEYS["dataset"]:
+            if key in dataset:
+                dataset[key] = _resolve(dataset[key], base)
+        dataset.setdefault("phase", str(phase_key).split("_")[0])
+        dataset.setdefault("scale", opt["scale"])
+    _add_run_paths(opt, base, is_train)
+    return opt

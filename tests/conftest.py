@@ -1,0 +1,36 @@
+"""Shared test setup: Triton in interpreter mode, the ``shared`` data folder, deterministic CPU math."""
+
+from __future__ import annotations
+
+import os
+
+# Triton reads this when ``@triton.jit`` runs, i.e. at import of the kernels: set it before importing restore.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The read-only ``../shared`` folder (parity fixtures, metric references)."""
+    if not SHARED.is_dir():
+        pytest.fail(f"{SHARED} is missing: tests need the shared/ folder beside the repository")
+    return SHARED
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
