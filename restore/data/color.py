@@ -130,13 +130,7 @@ def rgb2ycbcr_pt(img: torch.Tensor, y_only: bool = False) -> torch.Tensor:
     return out / 255.0
 
 
-def bgr2rgb(img: np.ndarray) -> np.ndarray:
-    """Reverse the channel order of an (H, W, 3) array (BGR <-> RGB); gray (H, W) is returned as is."""
-    return img if img.ndim == 2 else np.ascontiguousarray(img[..., ::-1])
-
-
 __all__ = [
-    "bgr2rgb",
     "bgr2ycbcr",
     "rgb2ycbcr",
     "rgb2ycbcr_pt",

@@ -78,11 +78,11 @@ def y_channel_pt(img: torch.Tensor, y_channel_uint8: bool) -> torch.Tensor:
     """RGB (B, 3, H, W) in [0, 1] -> Y (B, 1, H, W) in [0, 1] (BT.601, 16/255..235/255).
 
     Unrounded Y is computed in img's dtype. With ``y_channel_uint8`` the image is first quantised like a saved PNG
-    (clamp, x255, round) and Y is rounded to an integer exactly (half up), then divided by 255.
+    (clamp, x255, round) and Y is rounded to an integer exactly (half up), then divided by 255 in float64.
     """
     if not y_channel_uint8:
         return rgb2ycbcr_pt(img, y_only=True)
     q = torch.round(img.clamp(0, 1) * 255).to(torch.int64)
     num = sum(c * q[:, i : i + 1] for i, c in enumerate(_Y_MILLI_RGB)) + 16 * 255000
     y = torch.div(2 * num + 255000, 2 * 255000, rounding_mode="floor")
-    return y.to(img.dtype if img.is_floating_point() else torch.float64) / 255.0
+    return y.to(torch.float64) / 255.0  # float64 keeps the integers exact through the metric's x255

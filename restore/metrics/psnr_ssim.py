@@ -12,7 +12,10 @@ Options shared by all four (option-file keys under ``val.metrics.<name>``):
   images. This is the deraining protocol (Rain200H/L, SPA-Data evaluation scripts); SR papers use unrounded Y.
 
 SSIM uses the 11x11 Gaussian window (sigma 1.5) over the valid region, the biased local statistics and
-C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2; colour images average over channels.
+C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2; colour images average over channels. With ``auto_downsample`` the
+images are first reduced as in Wang's ``ssim.m`` (the DID-Data/DDN-Data deraining evaluation): by
+``f = max(1, round(min(H, W) / 256))``, averaging f x f blocks (MATLAB ``imfilter`` with ``'symmetric'`` borders,
+then every f-th pixel).
 """
 
 from __future__ import annotations
@@ -68,6 +71,33 @@ def calculate_psnr(
     return math.inf if mse == 0 else float(10.0 * np.log10(255.0 * 255.0 / mse))
 
 
+def downsample_factor(height: int, width: int) -> int:
+    """``max(1, round(min(H, W) / 256))`` with MATLAB's rounding (halves away from zero)."""
+    return max(1, math.floor(min(height, width) / 256 + 0.5))
+
+
+def _box_sample_indices(length: int, factor: int) -> np.ndarray:
+    """(ceil(length / f), f) source indices of the f-pixel windows that MATLAB's ``imfilter(x, ones(f) / f^2,
+    'symmetric', 'same')`` averages at pixels 0, f, 2f, ... (window offsets ``-(ceil(f / 2) - 1) .. f - ceil(f / 2)``;
+    out-of-range indices mirrored with the edge repeated)."""
+    centre = (factor + 1) // 2
+    starts = np.arange(0, length, factor)[:, None] - (centre - 1)
+    index = starts + np.arange(factor)[None, :]
+    period = 2 * length
+    index = np.mod(index, period)
+    return np.where(index < length, index, period - 1 - index)
+
+
+def _downsample(img: np.ndarray) -> np.ndarray:
+    """(H, W, C) float64 -> block-averaged (ceil(H / f), ceil(W / f), C) as in ``ssim.m``; unchanged when f = 1."""
+    factor = downsample_factor(*img.shape[:2])
+    if factor == 1:
+        return img
+    rows, cols = _box_sample_indices(img.shape[0], factor), _box_sample_indices(img.shape[1], factor)
+    img = img[rows].mean(axis=1)  # (H', W, C)
+    return img[:, cols].mean(axis=2)  # (H', W', C)
+
+
 def _valid_filter(plane: np.ndarray, taps: np.ndarray) -> np.ndarray:
     """Separable 'valid' correlation of a float64 (H, W) plane: (H - k + 1, W - k + 1)."""
     r = len(taps) // 2
@@ -94,16 +124,20 @@ def calculate_ssim(
     input_order: str = "HWC",
     test_y_channel: bool = False,
     y_channel_uint8: bool = False,
+    auto_downsample: bool = False,
     **kwargs,
 ) -> float:
     """Structural similarity (Wang et al. 2004), mean over the valid region and over channels.
 
-    Args: as :func:`calculate_psnr`. Images must be at least 11x11 after cropping.
+    Args: as :func:`calculate_psnr`, plus ``auto_downsample`` (see the module docstring). Images must be at least
+        11x11 after cropping (and downsampling).
 
     Returns:
         SSIM in [-1, 1] (float).
     """
     a, b = prepare_pair(img, img2, crop_border, input_order, test_y_channel, y_channel_uint8, "calculate_ssim")
+    if auto_downsample:
+        a, b = _downsample(a), _downsample(b)
     if min(a.shape[:2]) < SSIM_WINDOW:
         raise ValueError(f"calculate_ssim: images must be at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {a.shape[:2]}")
     taps = gaussian_taps()
@@ -148,6 +182,16 @@ def calculate_psnr_pt(
     return 10.0 * torch.log10(1.0 / (mse + 1e-8))
 
 
+def _downsample_pt(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> block-averaged (B, C, ceil(H / f), ceil(W / f)); see :func:`_downsample`."""
+    factor = downsample_factor(*x.shape[-2:])
+    if factor == 1:
+        return x
+    rows, cols = (torch.from_numpy(_box_sample_indices(n, factor)).to(x.device) for n in x.shape[-2:])
+    x = x[..., rows.reshape(-1), :].unflatten(-2, tuple(rows.shape)).mean(dim=-2)  # (B, C, H', W)
+    return x[..., cols.reshape(-1)].unflatten(-1, tuple(cols.shape)).mean(dim=-1)  # (B, C, H', W')
+
+
 def _valid_filter_pt(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     """Depthwise separable 'valid' correlation of (B, C, H, W) -> (B, C, H - k + 1, W - k + 1)."""
     c, k = x.shape[1], taps.numel()
@@ -162,10 +206,13 @@ def calculate_ssim_pt(
     crop_border: int,
     test_y_channel: bool = False,
     y_channel_uint8: bool = False,
+    auto_downsample: bool = False,
     **kwargs,
 ) -> torch.Tensor:
     """Batched SSIM on RGB (B, C, H, W) tensors in [0, 1] (evaluated on x * 255 in float64); returns (B,)."""
     a, b = _prepare_pt(img, img2, crop_border, test_y_channel, y_channel_uint8, "calculate_ssim_pt")
+    if auto_downsample:
+        a, b = _downsample_pt(a), _downsample_pt(b)
     if min(a.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"calculate_ssim_pt: images must be at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {a.shape}")
     a, b = a * 255.0, b * 255.0

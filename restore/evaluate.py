@@ -1,0 +1,344 @@
+"""Benchmark runner behind ``restore test -opt options/test/X.yml`` (and ``python restore/test.py``).
+
+For every dataset under ``datasets:`` the network restores each LQ image (whole image, or tiled when the option
+file has a ``tile:`` block), the result is quantised to 8 bits like a saved PNG, and the ``val.metrics`` are
+computed against the ground truth (GT is cropped to exactly ``scale`` times the LQ size by the dataset). It
+prints one line per dataset, then a table (datasets x metrics), and writes to ``path.results_root``
+(``results/<name>/`` by default):
+
+- ``visualization/<dataset>/<image>_<suffix>.png`` when ``val.save_img`` (suffix: ``val.suffix``, else ``name``);
+- ``metrics.csv`` (one row per image, then one ``average`` row per dataset) and ``metrics.json``;
+- ``test_<timestamp>.log`` with everything printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import inspect
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+__all__ = ["DatasetResult", "MetricSpec", "build_parser", "format_table", "main", "run_benchmark"]
+
+#: Errors whose one-line message is the whole story (missing files, bad options, size mismatches).
+USER_ERRORS = (OSError, ValueError, KeyError)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One entry of ``val.metrics``: the option name (``psnr``), the registered function and its keyword options."""
+
+    name: str
+    type: str
+    fn: Callable[..., float]
+    options: dict[str, Any]
+    better: str = "higher"
+
+    @property
+    def needs_reference(self) -> bool:
+        """Full-reference metrics take the GT image as ``img2``; no-reference ones (NIQE) do not."""
+        return "img2" in inspect.signature(self.fn).parameters
+
+
+@dataclass
+class DatasetResult:
+    """Per-image metric values of one dataset and their averages."""
+
+    name: str
+    metrics: list[str]
+    images: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def averages(self) -> dict[str, float]:
+        return {m: float(np.mean([img[m] for img in self.images])) for m in self.metrics if self.images}
+
+
+class _Log:
+    """Print to stdout and append to the run's log file."""
+
+    def __init__(self, handle: TextIO | None) -> None:
+        self.handle = handle
+
+    def __call__(self, message: str = "") -> None:
+        print(message, flush=True)
+        if self.handle is not None:
+            self.handle.write(message + "\n")
+            self.handle.flush()
+
+
+def metric_specs(opt: dict[str, Any]) -> list[MetricSpec]:
+    """Resolve ``val.metrics`` against ``METRIC_REGISTRY`` (unknown types fail before any image is processed)."""
+    import restore.metrics  # noqa: F401  (registers the metric functions)
+    from restore.utils.registry import METRIC_REGISTRY
+
+    specs = []
+    for name, entry in ((opt.get("val") or {}).get("metrics") or {}).items():
+        entry = dict(entry)
+        kind = entry.pop("type", None)
+        if kind is None:
+            raise KeyError(f"val.metrics.{name}.type: missing")
+        try:
+            fn = METRIC_REGISTRY.get(kind)
+        except KeyError as err:
+            raise KeyError(f"val.metrics.{name}.type: {err.args[0]}") from None
+        better = entry.pop("better", None) or ("lower" if kind in ("calculate_niqe", "calculate_lpips") else "higher")
+        specs.append(MetricSpec(name=name, type=kind, fn=fn, options=entry, better=better))
+    return specs
+
+
+def choose_device(opt: dict[str, Any], device: str | None = None) -> torch.device:
+    """``device`` if given; else CPU when ``num_gpu: 0`` or no CUDA device, otherwise ``cuda``."""
+    if device is not None:
+        return torch.device(device)
+    if opt.get("num_gpu") == 0 or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def build_model(opt: dict[str, Any], log: Callable[[str], None]) -> nn.Module:
+    """``network_g`` built and loaded from ``path.pretrain_network_g`` (``param_key_g``, ``strict_load_g``)."""
+    from restore.archs import build_network
+    from restore.checkpoint import load_network
+
+    if not opt.get("network_g"):
+        raise KeyError(f"{opt.get('name')}: network_g: missing (the network to evaluate)")
+    net = build_network(opt["network_g"])
+    paths = opt.get("path") or {}
+    checkpoint = paths.get("pretrain_network_g")
+    if checkpoint is None:
+        log(f"warning: path.pretrain_network_g is not set: evaluating randomly initialised {type(net).__name__}")
+        return net
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"{checkpoint}: path.pretrain_network_g not found")
+    report = load_network(
+        net, checkpoint, strict=paths.get("strict_load_g", True), param_key=paths.get("param_key_g", "params_ema")
+    )
+    log(f"loaded {checkpoint} ({report.summary()})")
+    return net
+
+
+def build_datasets(opt: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``(name, dataset)`` for every entry of ``datasets:``, built through ``DATASET_REGISTRY``."""
+    import restore.data.datasets  # noqa: F401  (registers PairedImageDataset, SingleImageDataset, ...)
+    from restore.utils.registry import DATASET_REGISTRY
+
+    datasets = []
+    for key, dataset_opt in (opt.get("datasets") or {}).items():
+        dataset_opt = dict(dataset_opt)
+        dataset_opt.setdefault("phase", "test")
+        dataset_opt.setdefault("scale", opt.get("scale", 1))
+        name = str(dataset_opt.get("name") or key)
+        kind = dataset_opt.get("type")
+        try:
+            cls = DATASET_REGISTRY.get(kind)
+        except KeyError as err:
+            raise KeyError(f"datasets.{key}.type: {err.args[0]}") from None
+        datasets.append((name, cls(dataset_opt)))
+    if not datasets:
+        raise ValueError(f"{opt.get('name')}: datasets: no test dataset given")
+    return datasets
+
+
+def _engine_options(opt: dict[str, Any]) -> dict[str, Any]:
+    tile = opt.get("tile") or {}
+    return {
+        "tile": tile.get("tile_size"),
+        "tile_overlap": 32 if tile.get("tile_pad") is None else tile["tile_pad"],
+        "tile_batch_size": tile.get("tile_batch_size") or 1,
+        "precision": opt.get("precision") or "fp32",
+    }
+
+
+def evaluate_dataset(
+    net: nn.Module,
+    name: str,
+    dataset: Any,
+    specs: Sequence[MetricSpec],
+    opt: dict[str, Any],
+    log: Callable[[str], None],
+) -> DatasetResult:
+    """Restore every image of ``dataset``, compute the metrics, save images if asked; returns the values."""
+    from restore.data.benchmark import image_stem, tensor_to_uint8, write_uint8
+    from restore.engine import infer
+
+    val = opt.get("val") or {}
+    engine = _engine_options(opt)
+    image_dir = Path(opt["path"]["visualization"]) / name
+    suffix = val.get("suffix") or opt.get("name")
+    result = DatasetResult(name=name, metrics=[])
+    active: list[MetricSpec] | None = None
+    start = time.perf_counter()
+    for index in tqdm(range(len(dataset)), desc=name, unit="img", disable=not val.get("pbar", True), leave=False):
+        item = dataset[index]
+        if active is None:  # every item of a dataset has GT, or none has
+            active = [s for s in specs if "gt" in item or not s.needs_reference]
+            result.metrics = [s.name for s in active]
+            if len(active) < len(specs):
+                skipped = ", ".join(s.name for s in specs if s not in active)
+                log(f"{name}: no ground truth, skipping {skipped}")
+        sr = tensor_to_uint8(infer(net, item["lq"][None], **engine))
+        stem = image_stem(item["lq_path"])
+        row: dict[str, Any] = {"image": stem, "lq_path": item["lq_path"]}
+        gt = None
+        if "gt" in item:
+            gt = tensor_to_uint8(item["gt"])
+            row["gt_path"] = item["gt_path"]
+            if gt.shape != sr.shape:
+                raise ValueError(
+                    f"{item['lq_path']}: restored image is {sr.shape[0]}x{sr.shape[1]} but GT {item['gt_path']} is "
+                    f"{gt.shape[0]}x{gt.shape[1]} (HxW); does the network's scale match scale: {opt.get('scale')}?"
+                )
+        for spec in active:
+            value = (
+                spec.fn(img=sr, img2=gt, **spec.options) if spec.needs_reference else spec.fn(img=sr, **spec.options)
+            )
+            row[spec.name] = float(value)
+        if val.get("save_img"):
+            write_uint8(image_dir / f"{stem}_{suffix}.png", sr)
+        result.images.append(row)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def dataset_line(result: DatasetResult) -> str:
+    """``Set5: 5 images, 1.2 s | psnr 32.1234 | ssim 0.9012``."""
+    parts = [f"{result.name}: {len(result.images)} images, {result.seconds:.1f} s"]
+    parts += [f"{m} {v:.4f}" for m, v in result.averages.items()]
+    return " | ".join(parts)
+
+
+def format_table(results: Sequence[DatasetResult], specs: Sequence[MetricSpec]) -> str:
+    """Markdown table, one row per dataset and one column per metric (``-`` where a metric was not computed)."""
+    header = ["dataset", *[f"{s.name} ({'↑' if s.better == 'higher' else '↓'})" for s in specs]]
+    rows = [[r.name, *[f"{r.averages[s.name]:.4f}" if s.name in r.averages else "-" for s in specs]] for r in results]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def write_reports(results: Sequence[DatasetResult], specs: Sequence[MetricSpec], opt: dict[str, Any]) -> None:
+    """``metrics.csv`` and ``metrics.json`` in ``path.results_root``."""
+    root = Path(opt["path"]["results_root"])
+    root.mkdir(parents=True, exist_ok=True)
+    names = [s.name for s in specs]
+    with open(root / "metrics.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["dataset", "image", *names])
+        for r in results:
+            for img in r.images:
+                writer.writerow([r.name, img["image"], *[repr(img[m]) if m in img else "" for m in names]])
+            averages = r.averages
+            writer.writerow([r.name, "average", *[repr(averages[m]) if m in averages else "" for m in names]])
+    report = {
+        "name": opt.get("name"),
+        "network_g": (opt.get("network_g") or {}).get("type"),
+        "pretrain_network_g": (opt.get("path") or {}).get("pretrain_network_g"),
+        "precision": opt.get("precision"),
+        "tile": opt.get("tile"),
+        "metrics": {s.name: {"type": s.type, "better": s.better, **s.options} for s in specs},
+        "datasets": {
+            r.name: {"count": len(r.images), "seconds": r.seconds, "average": r.averages, "images": r.images}
+            for r in results
+        },
+    }
+    (root / "metrics.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def run_benchmark(
+    opt: dict[str, Any], net: nn.Module | None = None, device: str | torch.device | None = None
+) -> list[DatasetResult]:
+    """Evaluate ``net`` (default: built and loaded from ``opt``) on every dataset of a loaded option dict.
+
+    Args:
+        opt: options from :func:`restore.utils.options.load_options` (``is_train=False``).
+        net: an already built network (then ``network_g`` and ``path.pretrain_network_g`` are not used).
+        device: where the network runs; default from ``num_gpu`` and CUDA availability.
+
+    Returns:
+        One :class:`DatasetResult` per dataset, in option-file order.
+    """
+    root = Path(opt["path"]["results_root"])
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
+    with open(root / f"test_{stamp}.log", "w", encoding="utf-8") as handle:
+        log = _Log(handle)
+        try:
+            return _run(opt, net, device, root, log)
+        except USER_ERRORS as err:
+            handle.write(f"error: {_one_line(err)}\n")
+            raise
+
+
+def _one_line(err: BaseException) -> str:
+    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+
+
+def _run(
+    opt: dict[str, Any], net: nn.Module | None, device: str | torch.device | None, root: Path, log: _Log
+) -> list[DatasetResult]:
+    specs = metric_specs(opt)
+    datasets = build_datasets(opt)
+    run_device = choose_device(opt, None if device is None else str(device))
+    if net is None:
+        net = build_model(opt, log)
+    net = net.to(run_device).eval()
+    engine = _engine_options(opt)
+    log(f"{opt.get('name')}: {type(net).__name__} on {run_device}, precision {engine['precision']}, "
+        f"tile {engine['tile'] or 'off'}")  # fmt: skip
+    results = []
+    for name, dataset in datasets:
+        result = evaluate_dataset(net, name, dataset, specs, opt, log)
+        log(dataset_line(result))
+        results.append(result)
+    write_reports(results, specs, opt)
+    if specs:
+        log("")
+        log(format_table(results, specs))
+    log(f"results in {root}")
+    return results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="restore test", description="Evaluate a network on the test datasets of a BasicSR-format option file."
+    )
+    parser.add_argument("-opt", "--opt", required=True, help="option file, e.g. options/test/HAT_SRx4.yml")
+    parser.add_argument(
+        "--force_yml",
+        nargs="+",
+        default=[],
+        metavar="KEY:SUBKEY=VALUE",
+        help="override options, e.g. val:save_img=true",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: from num_gpu and CUDA)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (errors are one line on stderr)."""
+    from restore.utils.options import load_options
+
+    args = build_parser().parse_args(argv)
+    try:
+        opt = load_options(args.opt, force_yml=args.force_yml, is_train=False)
+        run_benchmark(opt, device=args.device)
+    except USER_ERRORS as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    return 0
