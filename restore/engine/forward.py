@@ -1,0 +1,122 @@
+"""Running the network on one batch of tiles: device transfer, precision, memory format, compilation.
+
+What a network must provide (attributes read by the engine; it never looks at architecture names):
+
+* ``scale: int`` output/input size ratio.
+* ``pad_multiple: int`` input height and width must be multiples of it (default 1).
+* ``clamp_output: bool`` whether the official test pipeline clamps to [0, 1] before cropping (default False).
+* ``supports_fp16: bool`` False where activations of trained weights overflow float16 (default True).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["PRECISIONS", "NetworkSpec", "TileForward", "is_out_of_memory", "network_spec"]
+
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_COMPILED_ATTR = "_engine_compiled"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The engine-facing facts of a network (see the module docstring)."""
+
+    scale: int
+    pad_multiple: int
+    clamp_output: bool
+    supports_fp16: bool
+
+
+def network_spec(net: nn.Module) -> NetworkSpec:
+    """Read the engine attributes of ``net``; ``scale`` is required, the others have defaults."""
+    name = type(net).__name__
+    if not hasattr(net, "scale"):
+        raise AttributeError(f"{name}: the inference engine needs a 'scale' attribute (output/input size ratio)")
+    spec = NetworkSpec(
+        scale=int(net.scale),
+        pad_multiple=int(getattr(net, "pad_multiple", 1)),
+        clamp_output=bool(getattr(net, "clamp_output", False)),
+        supports_fp16=bool(getattr(net, "supports_fp16", True)),
+    )
+    if spec.scale < 1 or spec.pad_multiple < 1:
+        raise ValueError(f"{name}: scale and pad_multiple must be >= 1, got {spec.scale} and {spec.pad_multiple}")
+    return spec
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for allocation failures of any device (CUDA raises ``torch.OutOfMemoryError``, CPU a RuntimeError)."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def check_precision(precision: str, spec: NetworkSpec, net: nn.Module) -> None:
+    """Reject unknown precisions, and float16 for networks that declare it unsafe."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp16" and not spec.supports_fp16:
+        raise ValueError(
+            f"precision 'fp16' refused for {type(net).__name__}: its activations exceed the float16 range "
+            "(max 65504) with trained weights, giving inf/NaN outputs; use 'bf16' (same speed, float32 range) or 'fp32'"
+        )
+
+
+class TileForward:
+    """Calls the network on ``(N, C, h, w)`` batches and returns float32 outputs on ``out_device``.
+
+    Args:
+        net: the network (put in eval mode by the caller).
+        device: where the network runs; tiles are moved there and the outputs moved back.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; outputs are cast back to float32).
+        channels_last: run in NHWC memory format (the network is converted in place).
+        compile: wrap the network with ``torch.compile`` (cached on the network object); a string picks the
+            dynamo backend (e.g. ``"eager"`` to check graph capture without code generation).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        device: torch.device,
+        precision: Precision = "fp32",
+        channels_last: bool = False,
+        compile: bool | str = False,
+    ) -> None:
+        self.device = device
+        self.precision = precision
+        self.channels_last = channels_last
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        if compile:
+            backend = compile if isinstance(compile, str) else "inductor"
+            cache = net.__dict__.setdefault(_COMPILED_ATTR, {})  # plain attribute: not a sub-module or state
+            if backend not in cache:
+                cache[backend] = torch.compile(net, backend=backend)
+            net = cache[backend]
+        self.module = net
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        dtype = _AUTOCAST_DTYPES.get(self.precision)
+        if dtype is None:
+            yield
+            return
+        with torch.autocast(device_type=self.device.type, dtype=dtype):
+            yield
+
+    def __call__(self, batch: Tensor, out_device: torch.device) -> Tensor:
+        x = batch.to(self.device, dtype=torch.float32, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad(), self._autocast():
+            y = self.module(x)
+        return y.to(out_device, dtype=torch.float32).contiguous()
