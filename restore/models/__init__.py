@@ -1,0 +1,11 @@
+"""Training: the restoration model (losses, EMA, optimizer, schedules), validation and the training loop.
+
+``build_model(opt, device)`` resolves ``opt['model_type']`` in ``MODEL_REGISTRY``: BasicSR/HAT/DRCT/DRSformer
+names (``SRModel``, ``HATModel``, ``DRCTModel``, ``ImageCleanModel``, ...) are aliases of
+:class:`RestorationModel`. The command line lives in :mod:`restore.models.runner` (``main(argv)``).
+"""
+
+from restore.models.restoration import OFFICIAL_MODEL_TYPES, RestorationModel, TrainSettings, build_model
+from restore.utils.registry import MODEL_REGISTRY
+
+__all__ = ["MODEL_REGISTRY", "OFFICIAL_MODEL_TYPES", "RestorationModel", "TrainSettings", "build_model"]

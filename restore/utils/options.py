@@ -126,6 +126,7 @@ SCHEMA = Section(
         "manual_seed": _v(INT),
         "is_train": _v(BOOL),
         "precision": _v(STR, "fp32", choices=("fp32", "bf16", "fp16")),
+        "high_order_degradation": _v(BOOL),
         "tile": Section({"tile_size": _v(INT), "tile_pad": _v(INT, 32), "tile_batch_size": _v(INT, 1)}),
         "datasets": Section(each=DATASET),
         "network_g": Section({"type": _v(STR)}, free=True),

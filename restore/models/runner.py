@@ -1,0 +1,416 @@
+"""``python restore/train.py -opt X.yml``: the training loop, checkpoints, resumption and validation.
+
+Usage::
+
+    python restore/train.py -opt options/train/X.yml [--auto_resume] [--debug] [--force_yml train:total_iter=1000]
+    torchrun --nproc_per_node=4 restore/train.py -opt X.yml --launcher pytorch [--auto_resume]
+
+Every ``logger.save_checkpoint_freq`` iterations the weights go to ``models/net_g_<iter>.pth`` and
+``net_g_latest.pth`` and the training state to ``training_states/<iter>.state`` (see
+``restore.models.training_state``). ``--auto_resume`` continues from the newest complete state; with the same
+options, a resumed run replays the uninterrupted one exactly (same data order, augmentations and random draws).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from restore.checkpoint import CheckpointError
+from restore.data.loader import build_dataset, build_train_loader, build_val_loader, prefetch
+from restore.data.sampler import TrainSampler
+from restore.models import dist as dist_utils
+from restore.models.batch_augment import ProgressivePatches
+from restore.models.dist import DistInfo
+from restore.models.restoration import RestorationModel, build_model
+from restore.models.train_log import LogWindow, Trackers, close_logger, format_iteration, setup_logger
+from restore.models.training_state import (
+    ResumePoint,
+    capture_rng,
+    find_resume_point,
+    load_resume_point,
+    network_path,
+    restore_rng,
+    save_state,
+    state_path,
+)
+from restore.models.validation import BestMetrics, validate
+from restore.utils.files import atomic_path
+from restore.utils.options import OptionsError, load_options
+
+__all__ = ["main", "parse_args", "train"]
+
+#: Errors with a self-explanatory one-line message: printed without a traceback (which goes to the log file).
+USER_ERRORS = (
+    OptionsError,
+    CheckpointError,
+    FloatingPointError,
+    FileNotFoundError,
+    NotImplementedError,
+    ImportError,
+    KeyError,
+    ValueError,
+)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="restore train", description="Train or fine-tune a restoration network.")
+    parser.add_argument("-opt", "--opt", required=True, help="BasicSR-format training option file (.yml)")
+    parser.add_argument("--launcher", choices=dist_utils.LAUNCHERS, default="none", help="'pytorch' under torchrun")
+    parser.add_argument("--auto_resume", action="store_true", help="continue from the newest complete state")
+    parser.add_argument("--debug", action="store_true", help="debug_ name, log every iteration, save/validate every 8")
+    parser.add_argument("--force_yml", nargs="+", default=[], help="overrides such as train:total_iter=1000")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def load_train_options(path: str, force_yml: Sequence[str], debug: bool) -> dict[str, Any]:
+    """Validated options; ``debug`` adds BasicSR's debug overrides (``debug_`` name, frequent logs and saves)."""
+    opt = load_options(path, force_yml=force_yml, is_train=True)
+    if not debug:
+        return opt
+    name = str(opt.get("name") or "run")
+    extra = [f"name={name if name.startswith('debug') else 'debug_' + name}"]
+    extra += ["logger:print_freq=1", "logger:save_checkpoint_freq=8"]
+    if opt.get("val"):
+        extra.append("val:val_freq=8")
+    return load_options(path, force_yml=[*force_yml, *extra], is_train=True)
+
+
+def training_device(opt: Mapping[str, Any], dist: DistInfo) -> torch.device:
+    """``cuda:<local_rank>`` when CUDA is available and ``num_gpu`` is not 0, else the CPU."""
+    if torch.cuda.is_available() and opt.get("num_gpu") != 0:
+        return torch.device("cuda", dist.local_rank)
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Progress:
+    """Where training stands: optimizer steps done, current epoch, loader batches consumed in that epoch."""
+
+    iteration: int = 0
+    epoch: int = 0
+    epoch_batches: int = 0
+
+
+class BatchStream:
+    """Endless training batches that record their position in ``progress`` (epochs roll over automatically)."""
+
+    def __init__(
+        self, loader: Any, sampler: TrainSampler, progress: Progress, prefetch_mode: str | None, device: torch.device
+    ) -> None:
+        self.loader, self.sampler, self.progress = loader, sampler, progress
+        self.prefetch_mode, self.device = prefetch_mode, device
+        self.batch_size = loader.batch_size
+        self._iterator: Iterator[Any] | None = None
+
+    def next(self) -> dict[str, Any]:
+        for _ in range(2):
+            if self._iterator is None:
+                start = min(self.progress.epoch_batches * self.batch_size, self.sampler.num_samples)
+                self.sampler.set_epoch(self.progress.epoch, start=start)
+                self._iterator = prefetch(iter(self.loader), self.prefetch_mode, self.device)
+            try:
+                batch = next(self._iterator)
+            except StopIteration:
+                self.progress.epoch += 1
+                self.progress.epoch_batches = 0
+                self._iterator = None
+                continue
+            self.progress.epoch_batches += 1
+            return batch
+        raise RuntimeError("training loader yielded no batch in a whole epoch")
+
+
+class Trainer:
+    """Holds what the loop needs and does the periodic work (log, save, validate). Built by :func:`train`."""
+
+    def __init__(self, opt: dict[str, Any], dist: DistInfo, logger: logging.Logger, resume: ResumePoint | None):
+        self.opt, self.dist, self.logger = opt, dist, logger
+        self.device = training_device(opt, dist)
+        self.name = str(opt.get("name") or "run")
+        self.paths = opt["path"]
+        state = resume.state if resume is not None else {}
+        seed = state.get("seed", opt.get("manual_seed"))
+        if seed is None:
+            seed = dist_utils.broadcast_object(random.SystemRandom().randint(1, 10000), dist)
+        self.seed = int(seed)
+        seed_everything(self.seed + dist.rank)
+
+        datasets = opt.get("datasets") or {}
+        if "train" not in datasets:
+            raise OptionsError("datasets.train: missing (the training set)")
+        self.train_opt_ds = datasets["train"]
+        if self.train_opt_ds.get("prefetch_mode") == "cuda" and self.device.type != "cuda":
+            raise ValueError(
+                f"datasets.train.prefetch_mode: 'cuda' needs a CUDA device, training runs on {self.device}"
+            )
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        train_set = build_dataset(self.train_opt_ds)
+        self.loader, self.sampler = build_train_loader(
+            train_set, self.train_opt_ds, world_size=dist.world_size, rank=dist.rank, seed=self.seed
+        )
+        self.progressive = (
+            ProgressivePatches(self.train_opt_ds, int(opt.get("scale") or 1))
+            if ProgressivePatches.enabled(self.train_opt_ds)
+            else None
+        )
+        self.val_loaders = self._val_loaders(datasets) if dist.is_main else []
+        self.model: RestorationModel = build_model(opt, self.device, dist, logger)
+        self.settings = self.model.settings
+        self.best = BestMetrics(state.get("best_metrics"))
+        self.progress = Progress(
+            int(state.get("iter", 0)), int(state.get("epoch", 0)), int(state.get("epoch_batches", 0))
+        )
+        self._log_statistics(len(train_set))
+        if resume is not None:
+            self._resume(resume)
+        self.trackers = Trackers(opt, logger, dist.is_main)
+
+    def _val_loaders(self, datasets: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        loaders = []
+        for key, ds_opt in datasets.items():
+            phase = str(key).split("_")[0]
+            if phase == "train":
+                continue
+            if phase not in ("val", "test"):
+                raise OptionsError(f"datasets.{key}: unknown phase {phase!r}; use train, val_<n> or test_<n>")
+            dataset = build_dataset(ds_opt)
+            loaders.append((str(ds_opt.get("name") or key), build_val_loader(dataset, ds_opt)))
+            self.logger.info(f"validation set {ds_opt.get('name') or key}: {len(dataset)} image(s)")
+        return loaders
+
+    def _log_statistics(self, num_images: int) -> None:
+        ds, s = self.train_opt_ds, self.settings
+        per_epoch = self.sampler.num_samples // self.loader.batch_size
+        steps_per_epoch = max(1, per_epoch // s.accumulate_grad_batches)
+        self.logger.info(
+            f"training set {ds.get('name')}: {num_images} image(s) x enlarge ratio "
+            f"{ds.get('dataset_enlarge_ratio') or 1}; batch {ds['batch_size_per_gpu']} per process x "
+            f"{self.dist.world_size} process(es) x "
+            f"{s.accumulate_grad_batches} accumulated; {steps_per_epoch} iteration(s) per epoch; "
+            f"{s.total_iter} iterations (~{-(-s.total_iter // steps_per_epoch)} epochs); device {self.device}"
+        )
+
+    def _resume(self, resume: ResumePoint) -> None:
+        self.model.load_network_state(resume.network)
+        self.model.load_state_dict(resume.state["model"])
+        rngs = resume.state.get("rng") or []
+        if len(rngs) == self.dist.world_size:
+            restore_rng(rngs[self.dist.rank])
+        else:
+            self.logger.warning(
+                f"resume: the state holds random states for {len(rngs)} process(es), this run has "
+                f"{self.dist.world_size}; continuing with fresh random states (data order is unaffected)"
+            )
+        self.logger.info(
+            f"resumed from {resume.state_path} (iteration {self.progress.iteration}, epoch {self.progress.epoch})"
+        )
+
+    # ------------------------------------------------------------------------------------------- periodic
+
+    def save(self) -> None:
+        """Weights, then the training state (all ranks contribute their random states)."""
+        it = self.progress.iteration
+        rngs = dist_utils.gather_objects(capture_rng(), self.dist)
+        if self.dist.is_main:
+            models = Path(self.paths["models"])
+            weights = self.model.save_network(network_path(models, it))
+            with atomic_path(network_path(models, "latest")) as tmp:
+                shutil.copyfile(weights, tmp)
+            state = {
+                "iter": it,
+                "epoch": self.progress.epoch,
+                "epoch_batches": self.progress.epoch_batches,
+                "seed": self.seed,
+                "world_size": self.dist.world_size,
+                "model": self.model.state_dict(),
+                "best_metrics": self.best.state_dict(),
+                "rng": rngs,
+            }
+            save_state(state_path(self.paths["training_states"], it), state)
+            self.logger.info(f"saved {weights.name} and training state {it}.state")
+        dist_utils.barrier(self.dist)
+
+    def validate(self) -> None:
+        if self.dist.is_main and self.val_loaders:
+            val_opt = self.opt.get("val") or {}
+            metrics = val_opt.get("metrics") or {}
+            infer_kwargs = self._infer_kwargs()
+            for name, loader in self.val_loaders:
+                save_dir = Path(self.paths["visualization"]) if val_opt.get("save_img") else None
+                values = validate(
+                    self.model.eval_net,
+                    loader,
+                    metrics,
+                    device=self.device,
+                    infer_kwargs=infer_kwargs,
+                    save_dir=save_dir,
+                    save_suffix=str(self.progress.iteration),
+                )
+                self.best.update(name, values, metrics, self.progress.iteration)
+                lines = [f"validation {name} at iteration {self.progress.iteration}:"]
+                for metric, value in values.items():
+                    best = self.best.get(name, metric)
+                    lines.append(f"\t# {metric}: {value:.4f}\tbest: {best['val']:.4f} @ {best['iter']} iter")
+                self.logger.info("\n".join(lines))
+                self.trackers.scalars({f"metrics/{name}/{k}": v for k, v in values.items()}, self.progress.iteration)
+        dist_utils.barrier(self.dist)
+
+    def _infer_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"precision": self.opt.get("precision") or "fp32"}
+        tile = self.opt.get("tile") or {}
+        if tile.get("tile_size"):
+            kwargs.update(tile=tile["tile_size"], tile_overlap=tile.get("tile_pad", 32))
+            kwargs["tile_batch_size"] = tile.get("tile_batch_size") or 1
+        return kwargs
+
+    # ------------------------------------------------------------------------------------------- loop
+
+    def run(self) -> None:
+        log_opt = self.opt.get("logger") or {}
+        print_freq = int(log_opt.get("print_freq") or 100)
+        save_freq = log_opt.get("save_checkpoint_freq")
+        val_freq = (self.opt.get("val") or {}).get("val_freq")
+        total, k = self.settings.total_iter, self.settings.accumulate_grad_batches
+        if self.progress.iteration >= total:
+            self.logger.info(f"nothing to do: iteration {self.progress.iteration} >= train.total_iter {total}")
+            return
+        prefetch_mode = self.train_opt_ds.get("prefetch_mode")
+        stream = BatchStream(self.loader, self.sampler, self.progress, prefetch_mode, self.device)
+        window = LogWindow()
+        self.logger.info(f"start training at epoch {self.progress.epoch}, iteration {self.progress.iteration}")
+        start = time.perf_counter()
+        saved_at = validated_at = -1
+        while self.progress.iteration < total:
+            tick = time.perf_counter()
+            batches = [stream.next() for _ in range(k)]
+            data_time = time.perf_counter() - tick
+            it = self.progress.iteration + 1
+            lrs = self.model.lr.apply(it)
+            if self.progressive is not None:
+                batches = [self.progressive(b, it) for b in batches]
+            logs = self.model.train_step(batches, it)
+            self.progress.iteration = it
+            window.add(logs, time.perf_counter() - tick, data_time)
+            if it % print_freq == 0 or it == total:
+                self._print(window, lrs)
+            if save_freq and it % save_freq == 0:
+                self.save()
+                saved_at = it
+            if self.val_loaders and val_freq and it % val_freq == 0:
+                self.validate()
+                validated_at = it
+        if saved_at != total:
+            self.save()
+        if (self.opt.get("val") or {}).get("metrics") is not None and validated_at != total:
+            self.validate()
+        self.logger.info(f"end of training: {total} iterations in {time.perf_counter() - start:.1f} s")
+        self.trackers.close()
+
+    def _print(self, window: LogWindow, lrs: list[float]) -> None:
+        losses = dist_utils.mean_over_ranks(window.means(), self.dist, self.device)
+        line = format_iteration(
+            self.name,
+            self.progress.epoch,
+            self.progress.iteration,
+            lrs,
+            losses,
+            window.seconds_per_iter(),
+            window.data_time / max(1, window.count),
+            self.settings.total_iter - self.progress.iteration,
+        )
+        self.logger.info(line)
+        self.trackers.scalars({f"losses/{k}": v for k, v in losses.items()}, self.progress.iteration)
+        window.reset()
+
+
+def prepare_experiment(opt: Mapping[str, Any], option_file: str | None, fresh: bool, dist: DistInfo) -> None:
+    """Create ``experiments/<name>/{models,training_states}`` (rank 0). A fresh run moves an existing non-empty
+    folder aside to ``<name>_archived_<time>`` (BasicSR), so earlier results are never overwritten."""
+    if dist.is_main:
+        root = Path(opt["path"]["experiments_root"])
+        if fresh and root.is_dir() and any(root.iterdir()):
+            archived = root.with_name(f"{root.name}_archived_{time.strftime('%Y%m%d_%H%M%S')}")
+            root.rename(archived)
+        for key in ("models", "training_states", "log"):
+            Path(opt["path"][key]).mkdir(parents=True, exist_ok=True)
+        if option_file:
+            shutil.copyfile(option_file, root / Path(option_file).name)
+    dist_utils.barrier(dist)
+
+
+def find_resume(opt: Mapping[str, Any], auto_resume: bool, notes: list[str] | None = None) -> ResumePoint | None:
+    """``--auto_resume``: newest complete state in ``path.training_states``; else ``path.resume_state`` if set.
+    Reasons for skipping damaged states are appended to ``notes``."""
+    paths = opt["path"]
+    if auto_resume:
+        return find_resume_point(paths["training_states"], paths["models"], None if notes is None else notes.append)
+    if paths.get("resume_state"):
+        return load_resume_point(paths["resume_state"])
+    return None
+
+
+def train(opt: dict[str, Any], dist: DistInfo, *, auto_resume: bool = False, option_file: str | None = None) -> Trainer:
+    """Run a whole training from validated options; returns the finished :class:`Trainer`."""
+    notes: list[str] = []
+    resume = find_resume(opt, auto_resume, notes)
+    prepare_experiment(opt, option_file, fresh=resume is None and not auto_resume, dist=dist)
+    log_file = Path(opt["path"]["log"]) / f"train_{opt.get('name') or 'run'}.log"
+    logger = setup_logger(log_file, dist.is_main)
+    logger.info(f"restore training: torch {torch.__version__}, {dist.world_size} process(es)")
+    for note in notes:
+        logger.warning(note)
+    logger.info("options:\n" + yaml.safe_dump(opt, sort_keys=False))
+    trainer = Trainer(opt, dist, logger, resume)
+    trainer.run()
+    return trainer
+
+
+def _report_failure(err: BaseException, dist: DistInfo) -> None:
+    """One line on stderr; the full traceback goes to the log file only (if the log is open)."""
+    message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    where = f" (rank {dist.rank})" if dist.enabled else ""
+    print(f"error{where}: {message}", file=sys.stderr)
+    logger = logging.getLogger("restore.train")
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "training failed", (), sys.exc_info())
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``restore train`` and ``restore/train.py``); returns the exit status."""
+    args = parse_args(argv)
+    if args.local_rank is not None:
+        print("note: --local_rank is ignored; ranks come from torchrun's environment (LOCAL_RANK)", file=sys.stderr)
+    dist = dist_utils.init_distributed(args.launcher)
+    try:
+        opt = load_train_options(args.opt, args.force_yml, args.debug)
+        train(opt, dist, auto_resume=args.auto_resume, option_file=args.opt)
+    except USER_ERRORS as err:
+        _report_failure(err, dist)
+        return 1
+    finally:
+        close_logger()
+        dist_utils.shutdown(dist)
+    return 0
