@@ -1,24 +1,11 @@
 """Accelerated ops shared by the networks; each is a stateless function of tensors.
 
-The public functions are imported lazily, so ``import restore.ops`` costs nothing until one is used.
+Each op lives in a sub-package of the same name (``naive``, ``torch_impl`` and ``triton_impl`` backends); the
+functions are imported here so that ``restore.ops.window_attention`` is the function, not its package.
 """
 
-from __future__ import annotations
+from restore.ops.dynamic_conv import dynamic_depthwise_conv
+from restore.ops.sparse_channel_attention import sparse_channel_attention
+from restore.ops.window_attention import overlapping_window_attention, window_attention
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "window_attention": "restore.ops.window_attention",
-    "overlapping_window_attention": "restore.ops.window_attention",
-    "sparse_channel_attention": "restore.ops.sparse_channel_attention",
-    "dynamic_depthwise_conv": "restore.ops.dynamic_conv",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'restore.ops' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__all__ = ["dynamic_depthwise_conv", "overlapping_window_attention", "sparse_channel_attention", "window_attention"]

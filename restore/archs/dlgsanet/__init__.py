@@ -1,5 +1,6 @@
-"""Placeholder until the family lands: recognises no checkpoint."""
+"""DLGSANet (lightweight super-resolution): network (registered as ``DLGSANet``) and checkpoint detection."""
 
+from restore.archs.dlgsanet.arch import PRESETS, TLC_KERNEL_BY_SCALE, DLGSANet
+from restore.archs.dlgsanet.detect import detect
 
-def detect(state_dict):  # noqa: ANN001, ANN201
-    return None
+__all__ = ["PRESETS", "TLC_KERNEL_BY_SCALE", "DLGSANet", "detect"]

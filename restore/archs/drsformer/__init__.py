@@ -1,5 +1,6 @@
-"""Placeholder until the family lands: recognises no checkpoint."""
+"""DRSformer (image deraining): network (registered as ``DRSformer``) and checkpoint detection."""
 
+from restore.archs.drsformer.arch import PRESETS, DRSformer
+from restore.archs.drsformer.detect import detect
 
-def detect(state_dict):  # noqa: ANN001, ANN201
-    return None
+__all__ = ["PRESETS", "DRSformer", "detect"]

@@ -17,7 +17,8 @@ def dynamic_depthwise_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
         weight: ``(B, G, K, K, H, W)``, C divisible by G, K odd.
 
     Returns:
-        ``(B, C, H, W)``: ``out[b, c, y, x] = sum_{i,j} weight[b, c // (C // G), i, j, y, x] * xpad[b, c, y + i, x + j]``.
+        ``(B, C, H, W)``:
+        ``out[b, c, y, x] = sum_{i,j} weight[b, c // (C // G), i, j, y, x] * xpad[b, c, y + i, x + j]``.
     """
     batch, channels, height, width = x.shape
     groups, size = weight.shape[1], weight.shape[2]

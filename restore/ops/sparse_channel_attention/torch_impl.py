@@ -9,7 +9,8 @@ Differences from :mod:`.naive`, all exact up to float rounding:
   one descending sort per row; the masks are ``score >= threshold``. Every softmax is taken relative to the row
   maximum, which every branch keeps.
 * For float16 / bfloat16 inputs the (C, C) part (norms, scaling, thresholds, exponentials) runs in float32 and
-  only the two large products run in the input dtype.
+  only the two large products run in the input dtype; float16 inputs are normalised before ``q @ k^T`` (raw dot
+  products over many tokens can exceed the float16 range).
 
 Tie rule (top-k): an entry is kept by the branch keeping ``kk`` entries when its score is ``>=`` the kk-th largest
 score of its row, so entries tied with the kk-th largest are all kept (the branch then keeps more than kk entries).
@@ -40,6 +41,10 @@ def channel_scores(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor) 
     work = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
     q_norm = torch.linalg.vector_norm(q, dim=-1, keepdim=True, dtype=work).clamp_min(_NORM_EPS)
     k_norm = torch.linalg.vector_norm(k, dim=-1, keepdim=True, dtype=work).clamp_min(_NORM_EPS)
+    if q.dtype == torch.float16:  # raw dot products may exceed the float16 range: normalise first
+        q_unit = q * q_norm.reciprocal().to(q.dtype)
+        k_unit = k * k_norm.reciprocal().to(k.dtype)
+        return (q_unit @ k_unit.transpose(-2, -1)).to(work) * temperature.to(work)
     scores = (q @ k.transpose(-2, -1)).to(work)
     return scores / (q_norm * k_norm.transpose(-2, -1)) * temperature.to(work)
 

@@ -1,0 +1,204 @@
+"""DLGSANet against the official parity fixtures and manifests; TLC windows, batches, variants."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from restore.archs import build_network
+from restore.archs.dlgsanet import PRESETS, TLC_KERNEL_BY_SCALE, DLGSANet
+from restore.archs.layers.tlc import tlc_apply, tlc_origins
+
+SHARED_PARITY = Path(__file__).resolve().parents[2].parent / "shared" / "parity"
+FIXTURES = sorted(SHARED_PARITY.glob("dlgsanet_*.pt"))
+MANIFESTS = sorted(SHARED_PARITY.glob("manifests/*DLGSANet*.json"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: thread start-up costs more than the work, and a shared CI machine makes it worse."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tiny(**overrides: object) -> DLGSANet:
+    cfg = {
+        "dim": 8, "groups": 1, "blocks": 1, "buildblock_type": "sparseedge", "window_size": 5,
+        "idynamic_num_heads": 2, "restormer_num_heads": 2, "tlc_kernel": 8, "upscale": 2,
+        "upsampler": "pixelshuffledirect", **overrides,
+    }  # fmt: skip
+    return DLGSANet(**cfg)
+
+
+def test_fixtures_are_present(shared: Path) -> None:
+    assert shared / "parity" == SHARED_PARITY
+    assert len(FIXTURES) == 4 and len(MANIFESTS) == 9
+
+
+@pytest.mark.parametrize("backend", ["naive", "torch"])
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_parity_fixture(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTORE_OPS", backend)
+    fixture = torch.load(path, weights_only=True)
+    net = build_network({"type": "DLGSANet", **fixture["kwargs"]})
+    assert list(net.state_dict()) == list(fixture["state_dict"])
+    net.load_state_dict(fixture["state_dict"], strict=True)
+    net.eval()
+    assert net.scale == fixture["scale"]
+    with torch.no_grad():
+        out = net(fixture["input"])
+    if fixture["mode"] == "pipeline":  # SRModel.test + tensor2img: plain forward, then clamp to [0, 1]
+        out = out.clamp(0, 1)
+    torch.testing.assert_close(out, fixture["output"], atol=fixture["atol"], rtol=fixture["rtol"])
+
+
+def _manifest_id(path: Path) -> str:
+    kwargs = json.loads(path.read_text())["kwargs"]
+    return f"{kwargs['dim']}C{kwargs['groups']}G{kwargs['blocks']}B_x{kwargs['upscale']}"
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=_manifest_id)
+def test_manifest_keys_order_shapes(path: Path) -> None:
+    manifest = json.loads(path.read_text())
+    with torch.device("meta"):
+        net = build_network({"type": "DLGSANet", **manifest["kwargs"]})
+    assert [(k, list(v.shape)) for k, v in net.state_dict().items()] == list(manifest["state_dict"].items())
+    assert sum(p.numel() for p in net.parameters()) == manifest["params"]
+    state = {k: torch.zeros(v, device="meta") for k, v in manifest["state_dict"].items()}
+    report = net.load_state_dict(state, strict=True, assign=True)
+    assert not report.missing_keys and not report.unexpected_keys
+
+
+def test_presets_equal_manifests() -> None:
+    kwargs = [json.loads(p.read_text())["kwargs"] for p in MANIFESTS]
+    assert len(PRESETS) == len(kwargs) == 9
+    assert all(cfg in kwargs for cfg in PRESETS.values()) and all(k in PRESETS.values() for k in kwargs)
+    assert {cfg["upscale"]: cfg["tlc_kernel"] for cfg in PRESETS.values()} == TLC_KERNEL_BY_SCALE
+
+
+def _official_grid(size: int, kernel: int) -> list[int]:
+    """Window origins by walking the axis as the TLC reference does (step, then snap the last one to the end)."""
+    k = min(size, kernel)
+    count = (size - 1) // k + 1
+    step = k if count == 1 else math.ceil((size - k) / (count - 1) - 1e-8)
+    origins, i = [], 0
+    while i < size:
+        if i + k >= size:
+            origins.append(size - k)
+            break
+        origins.append(i)
+        i += step
+    return origins
+
+
+def test_tlc_origins() -> None:
+    # examples listed in the parity README (section 5)
+    assert tlc_origins(64, 48) == [0, 16] and tlc_origins(72, 48) == [0, 24]
+    assert tlc_origins(40, 16) == [0, 12, 24] and tlc_origins(39, 16) == [0, 12, 23]
+    assert tlc_origins(70, 20) == [0, 17, 34, 50] and tlc_origins(30, 48) == [0]
+    for size in range(1, 130):
+        for kernel in (1, 2, 7, 16, 20, 48, 72, 96):
+            assert tlc_origins(size, kernel) == _official_grid(size, kernel), (size, kernel)
+
+
+def test_tlc_apply_averages_overlaps() -> None:
+    x = torch.randn(2, 3, 11, 9)
+    # a per-window function that is not translation invariant: add the window mean
+    out = tlc_apply(lambda w: w + w.mean(dim=(2, 3), keepdim=True), x, kernel=6)
+    total = torch.zeros_like(x)
+    count = torch.zeros(1, 1, 11, 9)
+    for i in tlc_origins(11, 6):
+        for j in tlc_origins(9, 6):
+            win = x[:, :, i : i + 6, j : j + 6]
+            total[:, :, i : i + 6, j : j + 6] += win + win.mean(dim=(2, 3), keepdim=True)
+            count[:, :, i : i + 6, j : j + 6] += 1
+    torch.testing.assert_close(out, total / count)
+
+
+def test_engine_attributes() -> None:
+    net = _tiny(upscale=3)
+    assert (net.scale, net.pad_multiple, net.clamp_output) == (3, 1, True)
+    assert _tiny(upsampler="").scale == 1
+    assert isinstance(net.supports_fp16, bool)
+
+
+def test_tlc_batch_equals_per_sample_and_keeps_no_state() -> None:
+    torch.manual_seed(0)
+    net = _tiny().eval()
+    x = torch.rand(3, 3, 19, 13)  # windows of 8: 3 x 2 grid
+    before = {name: set(vars(m)) for name, m in net.named_modules()}
+    with torch.no_grad():
+        together = net(x)
+        alone = torch.cat([net(x[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+    assert {name: set(vars(m)) for name, m in net.named_modules()} == before
+
+
+def test_tlc_only_in_eval_mode() -> None:
+    torch.manual_seed(1)
+    net = _tiny()
+    x = torch.rand(1, 3, 19, 13)
+    with torch.no_grad():
+        windowed = net.eval()(x)
+        global_ = net.train()(x)
+        net_no_tlc = _tiny(tlc_flag=False)
+        net_no_tlc.load_state_dict(net.state_dict())
+        assert torch.equal(net_no_tlc.eval()(x), global_)
+        small = net.eval()(x[..., :8, :8])  # one window covers everything: TLC = global attention
+        torch.testing.assert_close(small, net.train()(x[..., :8, :8]), atol=0, rtol=0)
+    assert not torch.allclose(windowed, global_)
+
+
+def test_every_parameter_gets_a_gradient() -> None:
+    torch.manual_seed(2)
+    net = _tiny(groups=2, blocks=1).train()
+    net(torch.rand(2, 3, 10, 12)).square().mean().backward()
+    assert not [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"buildblock_type": "edge", "upsampler": "pixelshuffle", "upscale": 4, "body_norm": True},
+        {"buildblock_type": "idynamic", "upsampler": "", "idynamic": False, "idynamic_ffn_type": "BaseFFN"},
+        {"buildblock_type": "restormer", "upsampler": "pixelshuffle", "upscale": 3, "in_chans": 1},
+        {"activation": "gelu", "restormer_ffn_type": "BaseFFN", "input_resolution": (10, 12)},
+        {"activation": "sigmoid"},
+        {"activation": "none"},
+    ],
+    ids=["edge", "idynamic", "restormer", "gelu", "sigmoid", "identity"],
+)
+def test_variants_build_and_run(overrides: dict) -> None:
+    net = _tiny(**overrides).eval()
+    channels = overrides.get("in_chans", 3)
+    with torch.no_grad():
+        out = net(torch.rand(2, channels, 10, 12))
+    assert out.shape == (2, channels, 10 * net.scale, 12 * net.scale) and torch.isfinite(out).all()
+
+
+def test_bfloat16_forward_is_finite_and_close() -> None:
+    torch.manual_seed(3)
+    net = _tiny().eval()
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        ref = net(x)
+        low = net.to(torch.bfloat16)(x.bfloat16())
+    assert low.dtype == torch.bfloat16 and torch.isfinite(low).all()
+    assert (low.float() - ref).abs().mean() < 5e-2 * ref.abs().mean()
+
+
+def test_rejects_bad_configuration() -> None:
+    with pytest.raises(ValueError, match="odd"):
+        _tiny(window_size=4)
+    with pytest.raises(ValueError, match="tap sets"):
+        _tiny(dim=20, idynamic_num_heads=3)  # G = 20 // 3 = 6 tap sets cannot share 20 channels evenly
+    with pytest.raises(ValueError, match="buildblock_type"):
+        _tiny(buildblock_type="swin")
+    with pytest.raises(ValueError, match="FFN type"):
+        _tiny(idynamic_ffn_type="MLP")

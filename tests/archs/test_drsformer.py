@@ -1,0 +1,137 @@
+"""DRSformer against the official parity fixtures and manifests, plus training-side behaviour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from restore.archs import build_network
+from restore.archs.drsformer import PRESETS, DRSformer
+
+SHARED_PARITY = Path(__file__).resolve().parents[2].parent / "shared" / "parity"
+FIXTURES = sorted(SHARED_PARITY.glob("drsformer_*.pt"))
+MANIFESTS = sorted(SHARED_PARITY.glob("manifests/DRSformer*.json"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: thread start-up costs more than the work, and a shared CI machine makes it worse."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _official_pipeline(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """test.py: reflect-pad bottom/right to a multiple of 8 (only dimensions that need it), forward, clamp, crop."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (0, (-w) % 8, 0, (-h) % 8), "reflect")
+    return net(padded).clamp(0, 1)[..., :h, :w]
+
+
+def _tiny(**overrides: object) -> DRSformer:
+    cfg = {"dim": 8, "num_blocks": [1, 1, 1, 1], "heads": [1, 2, 2, 4], "ffn_expansion_factor": 2.0, **overrides}
+    return DRSformer(**cfg)
+
+
+def test_fixtures_are_present(shared: Path) -> None:
+    assert shared / "parity" == SHARED_PARITY
+    assert len(FIXTURES) == 4 and len(MANIFESTS) == 2
+
+
+@pytest.mark.parametrize("backend", ["naive", "torch"])
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_parity_fixture(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTORE_OPS", backend)
+    fixture = torch.load(path, weights_only=True)
+    assert fixture["arch"] == "DRSformer"
+    net = build_network({"type": "DRSformer", **fixture["kwargs"], "mefc": fixture["variant"] == "mefc"})
+    assert list(net.state_dict()) == list(fixture["state_dict"])
+    net.load_state_dict(fixture["state_dict"], strict=True)
+    net.eval()
+    with torch.no_grad():
+        if fixture["mode"] == "arch":
+            out = net(fixture["input"])
+        else:
+            out = _official_pipeline(net, fixture["input"])
+    torch.testing.assert_close(out, fixture["output"], atol=fixture["atol"], rtol=fixture["rtol"])
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.stem)
+def test_manifest_keys_order_shapes(path: Path) -> None:
+    manifest = json.loads(path.read_text())
+    with torch.device("meta"):
+        net = build_network({"type": "DRSformer", **manifest["kwargs"], "mefc": manifest["variant"] == "mefc"})
+    assert [(k, list(v.shape)) for k, v in net.state_dict().items()] == list(manifest["state_dict"].items())
+    assert sum(p.numel() for p in net.parameters()) == manifest["params"]
+    state = {k: torch.zeros(v, device="meta") for k, v in manifest["state_dict"].items()}
+    report = net.load_state_dict(state, strict=True, assign=True)
+    assert not report.missing_keys and not report.unexpected_keys
+
+
+def test_presets_pick_the_variant_per_dataset() -> None:
+    assert {name: cfg["mefc"] for name, cfg in PRESETS.items()} == {
+        "Rain200H": True, "Rain200L": False, "DID": True, "DDN": True, "SPA": False,
+    }  # fmt: skip
+    manifests = {json.loads(p.read_text())["variant"]: json.loads(p.read_text())["kwargs"] for p in MANIFESTS}
+    for cfg in PRESETS.values():
+        assert {k: v for k, v in cfg.items() if k != "mefc"} == manifests["mefc" if cfg["mefc"] else "no_mefc"]
+
+
+def test_engine_attributes() -> None:
+    net = _tiny()
+    assert (net.scale, net.pad_multiple, net.clamp_output) == (1, 8, True)
+    assert isinstance(net.supports_fp16, bool)
+
+
+def test_no_mefc_variant_has_no_compensators() -> None:
+    keys = set(_tiny(mefc=False).state_dict())
+    assert not any(k.startswith(("encoder_level0.", "refinement.")) for k in keys)
+    assert any(k.startswith(("encoder_level0.", "refinement.")) for k in _tiny().state_dict())
+
+
+@pytest.mark.parametrize("mefc", [True, False])
+def test_every_parameter_gets_a_gradient(mefc: bool) -> None:
+    torch.manual_seed(0)
+    net = _tiny(mefc=mefc, bias=True).train()
+    net(torch.rand(2, 3, 8, 16)).square().mean().backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+    assert all(float(net.encoder_level1[0].attn.get_parameter(f"attn{i}").grad.abs()) > 0 for i in range(1, 5))
+
+
+def test_batch_equals_per_sample() -> None:
+    torch.manual_seed(1)
+    net = _tiny().eval()
+    x = torch.rand(2, 3, 16, 8)
+    with torch.no_grad():
+        together = net(x)
+        alone = torch.cat([net(x[i : i + 1]) for i in range(2)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_bfloat16_forward_is_finite_and_close() -> None:
+    torch.manual_seed(2)
+    net = _tiny().eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        ref = net(x)
+        low = net.to(torch.bfloat16)(x.bfloat16())
+    assert low.dtype == torch.bfloat16 and torch.isfinite(low).all()
+    assert (low.float() - ref).abs().mean() < 5e-2 * ref.abs().mean()
+
+
+def test_rejects_sizes_that_are_not_multiples_of_8() -> None:
+    with pytest.raises(ValueError, match="multiples of 8"):
+        _tiny()(torch.rand(1, 3, 16, 12))
+
+
+def test_rejects_bad_configuration() -> None:
+    with pytest.raises(ValueError, match="4 entries"):
+        DRSformer(num_blocks=[1, 1, 1])
+    with pytest.raises(ValueError, match="out_channels"):
+        DRSformer(out_channels=1)
