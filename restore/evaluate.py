@@ -111,21 +111,21 @@ def choose_device(opt: dict[str, Any], device: str | None = None) -> torch.devic
 def build_model(opt: dict[str, Any], log: Callable[[str], None]) -> nn.Module:
     """``network_g`` built and loaded from ``path.pretrain_network_g`` (``param_key_g``, ``strict_load_g``)."""
     from restore.archs import build_network
-    from restore.checkpoint import load_network
+    from restore.checkpoint import load_network, load_state_dict
 
     if not opt.get("network_g"):
         raise KeyError(f"{opt.get('name')}: network_g: missing (the network to evaluate)")
-    net = build_network(opt["network_g"])
     paths = opt.get("path") or {}
     checkpoint = paths.get("pretrain_network_g")
     if checkpoint is None:
+        net = build_network(opt["network_g"])
         log(f"warning: path.pretrain_network_g is not set: evaluating randomly initialised {type(net).__name__}")
         return net
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"{checkpoint}: path.pretrain_network_g not found")
-    report = load_network(
-        net, checkpoint, strict=paths.get("strict_load_g", True), param_key=paths.get("param_key_g", "params_ema")
-    )
+    state = load_state_dict(checkpoint, paths.get("param_key_g", "params_ema"))
+    net = build_network(opt["network_g"], state_dict=state)
+    report = load_network(net, state, strict=paths.get("strict_load_g", True), param_key=None)
     log(f"loaded {checkpoint} ({report.summary()})")
     return net
 

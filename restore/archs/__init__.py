@@ -50,17 +50,25 @@ def check_network_kwargs(opt: Mapping[str, Any], where: str = "network_g") -> ty
     return cls
 
 
-def build_network(opt: Mapping[str, Any]) -> nn.Module:
+def build_network(opt: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
     """Build a network from an official ``network_g`` dict (``type`` plus the official kwargs).
 
     Args:
         opt: e.g. ``{"type": "HAT", "upscale": 4, "window_size": 16, ...}``; not modified.
+        state_dict: the weights that will be loaded, if known. Kwargs that the architecture lists in
+            ``checkpoint_kwargs`` are then read from the weights (e.g. DRSformer's ``mefc``: the official
+            Rain200L/SPA models come from a second file with the same class name and the same YAML).
 
     Returns:
         The constructed module (parameters freshly initialised, in train mode).
     """
     cls = check_network_kwargs(opt)
     kwargs = {k: v for k, v in opt.items() if k != "type"}
+    decided_by_weights = getattr(cls, "checkpoint_kwargs", ())
+    if state_dict is not None and decided_by_weights:
+        found = DETECTORS[opt["type"]](state_dict) if opt["type"] in DETECTORS else None
+        if found is not None:
+            kwargs.update({k: found[k] for k in decided_by_weights if k in found})
     return cls(**kwargs)
 
 

@@ -76,7 +76,7 @@ def load_model(
     except ValueError as err:
         raise ModelLoadError(f"{weights}: {err}") from None
     try:
-        net = build_network(opt)
+        net = build_network(opt, state_dict=state)
     except (KeyError, TypeError, ValueError) as err:
         message = err.args[0] if err.args else str(err)
         raise ModelLoadError(f"network_g: {message}") from None

@@ -240,6 +240,8 @@ class DRSformer(nn.Module):
     clamp_output = True
     #: What the model restores; ``restore derain`` accepts only deraining models.
     task = "derain"
+    #: Kwargs read from the weights when a checkpoint is loaded (see ``restore.archs.build_network``).
+    checkpoint_kwargs = ("mefc",)
     #: Restormer-family U-Nets carry large activations in their residual streams; run them in float32 / bfloat16.
     supports_fp16 = False
 
