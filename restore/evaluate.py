@@ -81,7 +81,7 @@ class _Log:
 
 def metric_specs(opt: dict[str, Any]) -> list[MetricSpec]:
     """Resolve ``val.metrics`` against ``METRIC_REGISTRY`` (unknown types fail before any image is processed)."""
-    import restore.metrics  # noqa: F401  (registers the metric functions)
+    from restore.metrics import metric_direction
     from restore.utils.registry import METRIC_REGISTRY
 
     specs = []
@@ -94,7 +94,7 @@ def metric_specs(opt: dict[str, Any]) -> list[MetricSpec]:
             fn = METRIC_REGISTRY.get(kind)
         except KeyError as err:
             raise KeyError(f"val.metrics.{name}.type: {err.args[0]}") from None
-        better = entry.pop("better", None) or ("lower" if kind in ("calculate_niqe", "calculate_lpips") else "higher")
+        better = metric_direction(kind, entry.pop("better", None))
         specs.append(MetricSpec(name=name, type=kind, fn=fn, options=entry, better=better))
     return specs
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import restore.metrics  # noqa: F401 - registers the metrics
 from restore.engine import infer
+from restore.metrics import metric_direction  # importing restore.metrics registers the metrics
 from restore.utils.registry import METRIC_REGISTRY
 
 __all__ = ["BestMetrics", "to_uint8_bgr", "validate"]
@@ -48,7 +48,7 @@ class BestMetrics:
     def update(self, dataset: str, values: Mapping[str, float], specs: Mapping[str, Any], iteration: int) -> None:
         table = self.records.setdefault(dataset, {})
         for name, value in values.items():
-            higher = specs[name].get("better", "higher") == "higher"
+            higher = metric_direction(specs[name].get("type", ""), specs[name].get("better")) == "higher"
             best = table.get(name)
             if best is None or (value >= best["val"] if higher else value <= best["val"]):
                 table[name] = {"val": float(value), "iter": int(iteration)}
