@@ -42,7 +42,7 @@ def resolve(op: str, *tensors: torch.Tensor, backend: str | None = None) -> str:
     if choice == "auto":
         return "triton" if on_cuda and triton_available() else "torch"
     if choice not in BACKENDS:
-        raise ValueError(f"{op}: unknown backend {choice!r}; expected one of {', '.join(BACKENDS + ('auto',))}")
+        raise ValueError(f"{op}: unknown backend {choice!r}; expected one of {', '.join((*BACKENDS, 'auto'))}")
     if choice == "triton":
         if not triton_available():
             raise ValueError(f"{op}: backend 'triton' needs the triton package (pip install 'restore[cuda]')")

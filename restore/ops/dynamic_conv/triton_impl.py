@@ -19,6 +19,8 @@ import torch
 import triton
 import triton.language as tl
 
+from restore.ops.dynamic_conv import torch_impl
+
 
 @triton.jit
 def _tile_coords(pid_tile, width, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
@@ -36,10 +38,10 @@ def _dyn_dw_fwd_kernel(
     channels, groups, height, width,
     KSIZE: tl.constexpr, CPG: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
 ):
-    """One program: batch b, group g, a pixel tile, all CPG channels of g. x/out contiguous (B, C, H, W),
-    w contiguous (B, G, K, K, H, W)."""
-    pid_bg = tl.program_id(0)
-    pid_tile = tl.program_id(1)
+    """One program: a pixel tile (grid axis 0), batch b and group g (axis 1), all CPG channels of g.
+    x / out contiguous (B, C, H, W), w contiguous (B, G, K, K, H, W)."""
+    pid_tile = tl.program_id(0)  # tiles on axis 0, the only one allowed more than 65535 programs
+    pid_bg = tl.program_id(1)
     b = pid_bg // groups
     g = pid_bg % groups
     rows, cols = _tile_coords(pid_tile, width, BLOCK_H, BLOCK_W)
@@ -81,8 +83,8 @@ def _dyn_dw_bwd_kernel(
 ):
     """Same tiling as the forward; writes grad_x (gather over the taps that read each pixel) and grad_w
     (channel reduction of gout times the shifted input) for the tile."""
-    pid_bg = tl.program_id(0)
-    pid_tile = tl.program_id(1)
+    pid_tile = tl.program_id(0)  # tiles on axis 0, the only one allowed more than 65535 programs
+    pid_bg = tl.program_id(1)
     b = pid_bg // groups
     g = pid_bg % groups
     rows, cols = _tile_coords(pid_tile, width, BLOCK_H, BLOCK_W)
@@ -157,7 +159,7 @@ def _check(x: torch.Tensor, weight: torch.Tensor) -> None:
 
 def _grid(x: torch.Tensor, groups: int, block_h: int, block_w: int) -> tuple[int, int]:
     batch, _, height, width = x.shape
-    return batch * groups, triton.cdiv(height, block_h) * triton.cdiv(width, block_w)
+    return triton.cdiv(height, block_h) * triton.cdiv(width, block_w), batch * groups
 
 
 def dynamic_depthwise_conv_forward(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -221,8 +223,11 @@ def dynamic_depthwise_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
         weight: ``(B, G, K, K, H, W)`` same dtype and device, K odd, C divisible by G.
 
     Returns:
-        ``(B, C, H, W)`` in x's dtype; differentiable with respect to x and weight.
+        ``(B, C, H, W)`` in x's dtype; differentiable with respect to x and weight. Float64 inputs run on the
+        torch backend (the kernels cover float32 / float16 / bfloat16).
     """
+    if x.dtype == torch.float64:
+        return torch_impl.dynamic_depthwise_conv(x, weight)
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return _DynamicDepthwiseConvFn.apply(x, weight)
     return dynamic_depthwise_conv_forward(x, weight)

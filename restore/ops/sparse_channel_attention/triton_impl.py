@@ -34,6 +34,7 @@ import triton
 import triton.language as tl
 
 from restore.ops._backend import triton_interpreted
+from restore.ops.sparse_channel_attention import torch_impl
 from restore.ops.sparse_channel_attention.naive import topk_counts
 
 _NORM_EPS = 1e-12
@@ -162,11 +163,11 @@ def _apply_kernel(
     CP: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_L: tl.constexpr, HAS_DIAG: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    """Program (bh, token block): ``out = M @ x (+ diag[:, None] * y)`` for one (C, BLOCK_L) tile, summing over
+    """Program (token block, bh): ``out = M @ x (+ diag[:, None] * y)`` for one (C, BLOCK_L) tile, summing over
     channel chunks of BLOCK_K. M is fp32 (BH, C, C) read through strides (a transpose is a stride swap); out is
-    contiguous (B, h, C, L)."""
-    bh = tl.program_id(0)
-    tok = tl.program_id(1) * BLOCK_L + tl.arange(0, BLOCK_L)
+    contiguous (B, h, C, L). Token blocks run along grid axis 0, the only one allowed more than 65535 programs."""
+    bh = tl.program_id(1)
+    tok = tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)
     b = (bh // heads).to(tl.int64)
     h = (bh % heads).to(tl.int64)
     rows = tl.arange(0, CP)
@@ -187,7 +188,7 @@ def _apply_kernel(
                      other=0.0)
         diag = tl.load(diag_ptr + bh.to(tl.int64) * channels + rows, mask=row_ok, other=0.0)
         acc += diag[:, None] * yt.to(tl.float32)
-    tl.store(out_ptr + bh.to(tl.int64) * channels * length + rows[:, None] * length + tok[None, :],
+    tl.store(out_ptr + bh.to(tl.int64) * channels * length + rows[:, None].to(tl.int64) * length + tok[None, :],
              acc.to(out_ptr.dtype.element_ty), mask=ok)
 
 
@@ -220,11 +221,12 @@ def _apply_config(cp: int, dtype: torch.dtype) -> tuple[int, int, int]:
 
 
 def _splits(n_bh: int, length: int, block_l: int, device: torch.device) -> tuple[int, int]:
-    """(number of L splits, tokens per split): about four programs per SM, at least one token block each."""
+    """(number of L splits, tokens per split): about four programs per SM, but at least 1024 tokens per split so
+    that writing a (CP, CP) partial stays cheap next to reading the split's tokens."""
     blocks = triton.cdiv(length, block_l)
     if device.type == "cuda":
         target = 4 * torch.cuda.get_device_properties(device).multi_processor_count
-        wanted = max(1, min(blocks, triton.cdiv(target, n_bh)))
+        wanted = max(1, min(blocks, triton.cdiv(target, n_bh), triton.cdiv(length, 1024)))
     else:
         wanted = blocks  # interpreter: exercise the split-K reduction
     chunk = triton.cdiv(blocks, wanted) * block_l
@@ -266,7 +268,7 @@ def _apply(
     smr, smc = (1, channels) if transpose else (channels, 1)
     has_diag = diag is not None
     y = y if has_diag else x
-    _apply_kernel[(batch * heads, triton.cdiv(length, block_l))](
+    _apply_kernel[(triton.cdiv(length, block_l), batch * heads)](
         mat, x, out, y, diag if has_diag else mat, heads, channels, length,
         channels * channels, smr, smc, *x.stride(), *y.stride(),
         CP=cp, BLOCK_K=block_k, BLOCK_L=block_l, HAS_DIAG=has_diag, PRECISION=_precision(x.dtype), num_warps=warps,
@@ -402,7 +404,10 @@ def sparse_channel_attention(
 
     Returns:
         ``(B, h, C, L)`` in v's dtype; differentiable with respect to q, k, v, temperature and topk_weights.
+        Float64 inputs run on the torch backend (the kernels cover float32 / float16 / bfloat16).
     """
+    if q.dtype == torch.float64:
+        return torch_impl.sparse_channel_attention(q, k, v, temperature, mode=mode, topk_weights=topk_weights)
     _check(q, k, v, temperature, mode)
     if mode == "topk" and (topk_weights is None or topk_weights.numel() != 4):
         raise ValueError("sparse_channel_attention.triton_impl: mode='topk' needs a (4,) topk_weights tensor")
