@@ -1,5 +1,6 @@
-"""Placeholder until the family lands: recognises no checkpoint."""
+"""DRCT family: the ``DRCT`` network (registered on import) and ``detect`` for its checkpoints."""
 
+from restore.archs.drct.arch import DRCT, PRESETS
+from restore.archs.drct.detect import detect
 
-def detect(state_dict):  # noqa: ANN001, ANN201
-    return None
+__all__ = ["DRCT", "PRESETS", "detect"]

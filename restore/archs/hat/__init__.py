@@ -1,5 +1,6 @@
-"""Placeholder until the family lands: recognises no checkpoint."""
+"""HAT family: the ``HAT`` network (registered on import) and ``detect`` for its checkpoints."""
 
+from restore.archs.hat.arch import HAT, PRESETS
+from restore.archs.hat.detect import detect
 
-def detect(state_dict):  # noqa: ANN001, ANN201
-    return None
+__all__ = ["HAT", "PRESETS", "detect"]

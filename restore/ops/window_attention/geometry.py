@@ -79,9 +79,10 @@ def shift_mask(
     if shift_size == 0:
         n = window_size * window_size
         return torch.zeros((height // window_size) * (width // window_size), n, n, dtype=dtype, device=device)
-    labels = _region_labels(height, window_size, shift_size)[:, None] * 3 + _region_labels(
-        width, window_size, shift_size
-    )[None, :]
+    labels = (
+        _region_labels(height, window_size, shift_size)[:, None] * 3
+        + _region_labels(width, window_size, shift_size)[None, :]
+    )
     windows = window_partition(labels[None, :, :, None], window_size).reshape(-1, window_size * window_size)
     different = windows[:, None, :] != windows[:, :, None]
     mask = torch.zeros(different.shape, dtype=dtype)
@@ -99,15 +100,15 @@ def boundary_windows(height: int, width: int, window_size: int) -> torch.Tensor:
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
-    """``(B, H, W, C)`` -> ``(B*nW, ws, ws, C)`` windows, batch-major then row-major (copies)."""
+    """``(B, H, W, C)`` -> contiguous ``(B*nW, ws, ws, C)`` windows, batch-major then row-major."""
     b, h, w, c = x.shape
     x = x.view(b, h // window_size, window_size, w // window_size, window_size, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size, window_size, c)
+    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, window_size, window_size, c)
 
 
 def window_reverse(windows: torch.Tensor, window_size: int, height: int, width: int) -> torch.Tensor:
-    """Inverse of ``window_partition``: ``(B*nW, ws, ws, C)`` -> ``(B, H, W, C)`` (copies)."""
+    """Inverse of ``window_partition``: ``(B*nW, ws, ws, C)`` -> contiguous ``(B, H, W, C)``."""
     c = windows.shape[-1]
     b = windows.shape[0] // ((height // window_size) * (width // window_size))
     x = windows.view(b, height // window_size, width // window_size, window_size, window_size, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(b, height, width, c)
+    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(b, height, width, c)

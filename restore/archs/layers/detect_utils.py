@@ -1,0 +1,68 @@
+"""Helpers for reading hyper-parameters back from state-dict keys and shapes (used by the ``detect`` functions)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+import torch
+
+from restore.archs.layers.swin_sr_base import NUM_FEAT
+
+
+def count_children(state_dict: Mapping[str, torch.Tensor], prefix: str) -> int:
+    """Number of numbered children under ``prefix`` (e.g. ``"layers."`` -> 1 + largest ``layers.<i>``); 0 if none."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    found = [int(m.group(1)) for key in state_dict if (m := pattern.match(key))]
+    return max(found) + 1 if found else 0
+
+
+def square_side(count: int) -> int | None:
+    """``s`` with ``s * s == count``, or ``None``."""
+    side = math.isqrt(count)
+    return side if side * side == count else None
+
+
+def hidden_ratio(hidden: int, dim: int) -> int | float:
+    """A ratio ``r`` with ``int(dim * r) == hidden``: an int when exact, else the smallest float that works."""
+    if hidden % dim == 0:
+        return hidden // dim
+    ratio = hidden / dim
+    if int(dim * ratio) != hidden:
+        ratio = (hidden + 0.5) / dim
+    return ratio
+
+
+def divisor_for(dim: int, reduced: int) -> int:
+    """An integer ``f`` with ``dim // f == reduced`` (``compress_ratio``, ``squeeze_factor``)."""
+    if reduced <= 0:
+        raise ValueError(f"cannot infer a reduction factor for {dim} -> {reduced} channels")
+    guess = dim // reduced
+    if guess >= 1 and dim // guess == reduced:
+        return guess
+    for factor in range(1, dim + 1):
+        if dim // factor == reduced:
+            return factor
+    raise ValueError(f"no integer factor f gives {dim} // f == {reduced}")
+
+
+def detect_reconstruction(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, int | None]:
+    """``(upsampler, upscale)`` from the reconstruction keys: ``('pixelshuffle', s)`` or ``('', None)``.
+
+    ``upsample.<i>`` convolutions with ``4 * 64`` output channels each double the size; a single one with
+    ``9 * 64`` triples it; no ``upsample`` keys with ``conv_last`` present means scale 1.
+    """
+    if "conv_last.weight" not in state_dict:
+        return "", None
+    convs = sorted(
+        int(m.group(1)) for key in state_dict if (m := re.fullmatch(r"upsample\.(\d+)\.weight", key)) is not None
+    )
+    if not convs:
+        return "pixelshuffle", 1
+    outs = [state_dict[f"upsample.{i}.weight"].shape[0] for i in convs]
+    if outs == [9 * NUM_FEAT]:
+        return "pixelshuffle", 3
+    if all(o == 4 * NUM_FEAT for o in outs):
+        return "pixelshuffle", 2 ** len(outs)
+    raise ValueError(f"upsample: unexpected convolution widths {outs}")

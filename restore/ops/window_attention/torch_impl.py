@@ -1,0 +1,212 @@
+"""Fast PyTorch backend: gathers instead of roll + partition, fused attention (SDPA), grouped shift masks.
+
+* Roll and window partition are one ``index_select`` over the flattened token map (index cached per size; one
+  gather for q, k and v together when they are slices of one projection); ``index_copy_`` with the same index
+  writes each result group straight back to image order, undoing the roll.
+* Attention is ``F.scaled_dot_product_attention`` with the relative-position bias as an additive mask, so
+  the ``(B*nW, h, N, N)`` score tensor is never materialised.
+* A shift mask is non-zero only in the last window row and column, and there it takes just three patterns
+  (bottom row, right column, corner). Windows are ordered by pattern group (interior, bottom, right, corner),
+  and each group is one SDPA call whose mask is ``bias + pattern``, shape ``(1, h, N, N)``, whatever the
+  image size. Nothing is cached that depends on learnable tensors, so training never sees a stale bias.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+from restore.ops.window_attention.geometry import MASK_VALUE
+
+# Window groups of a shifted layer, in gather order; each has one mask pattern.
+_INTERIOR, _BOTTOM, _RIGHT, _CORNER = range(4)
+
+
+@functools.lru_cache(maxsize=64)
+def _window_order(
+    batch: int, height: int, width: int, window_size: int, shift_size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    """Token gather order for (rolled) window attention (built on the CPU, whatever the default device).
+
+    Returns:
+        gather: int64 ``(B*H*W,)``; entry ``i`` is the flat image position (``b*H*W + y*W + x``) of the
+            ``i``-th token in window order. Windows come grouped (all batches of group 0, then group 1, ...),
+            row-major inside a group; tokens row-major inside a window. The roll by ``-shift`` is folded in.
+        scatter: the inverse permutation (window order -> image order), which also undoes the roll.
+        group_sizes: windows per group summed over the batch (one group when ``shift_size == 0``).
+    """
+    ws = window_size
+    rows, cols = height // ws, width // ws
+    win_r = torch.arange(rows, device="cpu").view(rows, 1).expand(rows, cols).flatten()
+    win_c = torch.arange(cols, device="cpu").view(1, cols).expand(rows, cols).flatten()
+    if shift_size > 0:
+        group = (win_r == rows - 1).long() + 2 * (win_c == cols - 1).long()  # 0 interior, 1 bottom, 2 right, 3 corner
+        groups = [torch.nonzero(group == g).flatten() for g in (_INTERIOR, _BOTTOM, _RIGHT, _CORNER)]
+    else:
+        groups = [torch.arange(rows * cols, device="cpu")]
+    ty = torch.arange(ws, device="cpu").view(ws, 1).expand(ws, ws).flatten()
+    tx = torch.arange(ws, device="cpu").view(1, ws).expand(ws, ws).flatten()
+    pieces, sizes = [], []
+    for windows in groups:
+        y = (win_r[windows].view(-1, 1) * ws + ty + shift_size) % height  # (n_g, N)
+        x = (win_c[windows].view(-1, 1) * ws + tx + shift_size) % width
+        flat = y * width + x
+        per_batch = flat.view(1, -1) + torch.arange(batch, device="cpu").view(-1, 1) * (height * width)  # (B, n_g*N)
+        pieces.append(per_batch.flatten())
+        sizes.append(batch * windows.numel())
+    gather = torch.cat(pieces)
+    scatter = torch.empty_like(gather)
+    scatter[gather] = torch.arange(gather.numel(), device="cpu")
+    return gather.to(device), scatter.to(device), tuple(sizes)
+
+
+@functools.lru_cache(maxsize=64)
+def _shift_patterns(
+    window_size: int, shift_size: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor | None, ...]:
+    """Shift-mask pattern per window group: ``None`` (interior) or ``(1, 1, N, N)`` of 0 / -100 in ``dtype``."""
+    ws = window_size
+    # Region of each token along one axis inside a last-row/last-column window: 0 before ws-shift, 1 after.
+    band = (torch.arange(ws, device="cpu") >= ws - shift_size).long()
+    ty = band.view(ws, 1).expand(ws, ws).flatten()
+    tx = band.view(1, ws).expand(ws, ws).flatten()
+    zeros = torch.zeros_like(ty)
+
+    def pattern(label: torch.Tensor) -> torch.Tensor:
+        mask = torch.zeros(label.numel(), label.numel(), dtype=dtype, device="cpu")
+        mask.masked_fill_(label[None, :] != label[:, None], MASK_VALUE)
+        return mask.view(1, 1, ws * ws, ws * ws).to(device)
+
+    return None, pattern(ty * 2 + zeros), pattern(zeros + tx), pattern(ty * 2 + tx)
+
+
+def _bias(rpb_table: torch.Tensor, rp_index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``(1, h, Nq, Nk)`` contiguous relative-position bias in ``dtype`` (differentiable w.r.t. the table).
+
+    The small table is transposed first so the gather writes the head-major result in one pass. Indexing (not
+    ``index_select``) lets negative entries count from the end of the table, as in the official code (HAT's OCA
+    index holds negative values).
+    """
+    return rpb_table.to(dtype).t().contiguous()[:, rp_index].unsqueeze(0)
+
+
+def _to_heads(tokens: torch.Tensor, windows: int, n: int, num_heads: int) -> torch.Tensor:
+    """``(windows*n, C)`` -> ``(windows, h, n, d)`` view."""
+    return tokens.view(windows, n, num_heads, -1).transpose(1, 2)
+
+
+def _from_heads(out: torch.Tensor) -> torch.Tensor:
+    """``(windows, h, n, d)`` -> ``(windows*n, C)`` (a view for SDPA's usual output layout)."""
+    w, h, n, d = out.shape
+    return out.transpose(1, 2).reshape(w * n, h * d)
+
+
+def _packed_tokens(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor | None:
+    """``(B*H*W, 3C)`` view of the tensor that ``q, k, v`` are consecutive channel thirds of (the usual
+    ``qkv(x).chunk(3, dim=-1)`` of a contiguous projection), so one gather moves all three; ``None`` otherwise
+    or when autograd is recording (the view would reach outside each input)."""
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        return None
+    b, h, w, c = q.shape
+    packed = (h * w * 3 * c, w * 3 * c, 3 * c, 1)
+    if not (q.stride() == k.stride() == v.stride() == packed):
+        return None
+    storages = {t.untyped_storage().data_ptr() for t in (q, k, v)}
+    if len(storages) != 1:
+        return None
+    step = c * q.element_size()
+    if k.data_ptr() - q.data_ptr() != step or v.data_ptr() - k.data_ptr() != step:
+        return None
+    return q.as_strided((b * h * w, 3 * c), (3 * c, 1))
+
+
+def _gather_tokens(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gather: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows of ``q, k, v`` (flattened to ``(B*H*W, C)``) in window order: three ``(B*H*W, C)`` matrices."""
+    c = q.shape[-1]
+    packed = _packed_tokens(q, k, v)
+    if packed is not None:
+        rows = packed.index_select(0, gather)
+        return rows[:, :c], rows[:, c : 2 * c], rows[:, 2 * c :]
+    q2, k2, v2 = (t.reshape(-1, c).index_select(0, gather) for t in (q, k, v))
+    return q2, k2, v2
+
+
+def window_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    num_heads: int,
+    window_size: int,
+    shift_size: int = 0,
+    rpb_table: torch.Tensor,
+    rp_index: torch.Tensor,
+    scale: float,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """Shifted-window self-attention via SDPA. Shapes as in the public function."""
+    b, h, w, c = q.shape
+    n = window_size * window_size
+    gather, _, sizes = _window_order(b, h, w, window_size, shift_size, q.device)
+    qf, kf, vf = _gather_tokens(q, k, v, gather)
+    bias = _bias(rpb_table, rp_index, q.dtype)
+    patterns = _shift_patterns(window_size, shift_size, q.dtype, q.device) if shift_size > 0 else (None,)
+    out = q.new_empty(b * h * w, c)
+    start = 0
+    for size, pattern in zip(sizes, patterns):
+        if size == 0:
+            continue
+        rows = slice(start * n, (start + size) * n)
+        start += size
+        group = F.scaled_dot_product_attention(
+            _to_heads(qf[rows], size, n, num_heads),
+            _to_heads(kf[rows], size, n, num_heads),
+            _to_heads(vf[rows], size, n, num_heads),
+            attn_mask=bias if pattern is None else bias + pattern,
+            dropout_p=dropout_p,
+            scale=scale,
+        )
+        out.index_copy_(0, gather[rows], _from_heads(group))  # back to image order, roll undone
+    return out.view(b, h, w, c)
+
+
+def overlapping_window_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    num_heads: int,
+    window_size: int,
+    overlap_window_size: int,
+    rpb_table: torch.Tensor,
+    rp_index: torch.Tensor,
+    scale: float,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """Overlapping cross-attention via SDPA; keys/values cut from the zero-padded map with strided views."""
+    b, h, w, c = q.shape
+    ws, ows = window_size, overlap_window_size
+    pad = (ows - ws) // 2
+    nw = b * (h // ws) * (w // ws)
+    gather, scatter, _ = _window_order(b, h, w, ws, 0, q.device)
+    qw = _to_heads(q.reshape(b * h * w, c).index_select(0, gather), nw, ws * ws, num_heads)
+
+    def key_windows(x: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(x, (0, 0, pad, pad, pad, pad))  # (B, H+2p, W+2p, C), zeros outside the image
+        patches = padded.unfold(1, ows, ws).unfold(2, ows, ws)  # (B, H/ws, W/ws, C, ows, ows) view
+        tokens = patches.permute(0, 1, 2, 4, 5, 3).reshape(nw * ows * ows, c)
+        return _to_heads(tokens, nw, ows * ows, num_heads)
+
+    out = F.scaled_dot_product_attention(
+        qw,
+        key_windows(k),
+        key_windows(v),
+        attn_mask=_bias(rpb_table, rp_index, q.dtype),
+        dropout_p=dropout_p,
+        scale=scale,
+    )
+    return _from_heads(out).index_select(0, scatter).view(b, h, w, c)
