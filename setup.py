@@ -11,6 +11,8 @@ VERSION = next(
     if line.startswith("__version__")
 )
 
+TRITON = "triton==3.7.1; platform_system == 'Linux' and platform_machine == 'x86_64'"
+
 setup(
     name="restore",
     version=VERSION,
@@ -30,9 +32,9 @@ setup(
     ],
     extras_require={
         # tests: scikit-image ships the sample photos; triton runs the kernels through its CPU interpreter
-        "dev": ["pytest", "ruff", "scikit-image", "triton==3.7.1; platform_system == 'Linux' and platform_machine == 'x86_64'"],
+        "dev": ["pytest", "ruff", "scikit-image", TRITON],
         "metrics": ["lpips"],
-        "cuda": ["triton==3.7.1; platform_system == 'Linux'"],
+        "cuda": [TRITON],
     },
     entry_points={"console_scripts": ["restore = restore.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Image Processing"],

@@ -166,7 +166,9 @@ def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def canonicalize(obj: Any, param_key: str | None = "params_ema", source: str = "<checkpoint>") -> dict[str, torch.Tensor]:
+def canonicalize(
+    obj: Any, param_key: str | None = "params_ema", source: str = "<checkpoint>"
+) -> dict[str, torch.Tensor]:
     """Unwrap ``obj`` down to a flat ``{key: Tensor}`` state dict.
 
     ``param_key`` is tried first; ``params_ema`` falls back to ``params`` (BasicSR). Then ``state_dict``, ``model``

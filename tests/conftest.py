@@ -7,10 +7,10 @@ import os
 # Triton reads this when ``@triton.jit`` runs, i.e. at import of the kernels: set it before importing restore.
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

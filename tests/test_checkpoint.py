@@ -171,7 +171,8 @@ def test_strict_load_reports_missing_and_unexpected(tmp_path):
     sd = small_net().state_dict()
     sd["extra.weight"] = torch.zeros(1)
     del sd["1.bias"]
-    with pytest.raises(CheckpointError, match=r"1 missing key\(s\) \(1\.bias\); 1 unexpected key\(s\) \(extra\.weight\)"):
+    expected = r"1 missing key\(s\) \(1\.bias\); 1 unexpected key\(s\) \(extra\.weight\)"
+    with pytest.raises(CheckpointError, match=expected):
         load_network(small_net(), sd)
 
 

@@ -175,7 +175,8 @@ def test_optimizer_kwargs_are_checked_against_torch(train_yml):
 
 
 def test_misspelt_network_kwarg_is_an_error(train_yml):
-    with pytest.raises(OptionsError, match=r"network_g\.window_sizee: HAT takes no argument 'window_sizee'; did you mean 'window_size'"):
+    expected = r"network_g\.window_sizee: HAT takes no argument 'window_sizee'; did you mean 'window_size'"
+    with pytest.raises(OptionsError, match=expected):
         load_options(train_yml, force_yml=["network_g:window_sizee=8"])
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from restore.archs import dlgsanet, drct, drsformer, hat
 from restore.utils.registry import ARCH_REGISTRY
 
-__all__ = ["build_network", "check_network_kwargs", "detect", "ARCH_REGISTRY"]
+__all__ = ["ARCH_REGISTRY", "build_network", "check_network_kwargs", "detect"]
 
 #: Family name -> ``detect(state_dict) -> network_g | None``; tried in this order (most specific first).
 DETECTORS: dict[str, Callable[[Mapping[str, torch.Tensor]], dict[str, Any] | None]] = {

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["OptionsError", "REPO_ROOT", "load_options", "parse_force_yml", "validate_options"]
+__all__ = ["REPO_ROOT", "OptionsError", "load_options", "parse_force_yml", "validate_options"]
 
 #: Relative paths in option files resolve against this folder (the checkout that holds ``restore/``).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -222,7 +222,7 @@ def _coerce(value: Any, spec: Value, where: str) -> Any:
         out = float(value)
     elif int in types and isinstance(value, float) and value.is_integer():
         out = int(value)  # BasicSR writes frequencies as ``!!float 5e3``
-    elif NUM == tuple(t for t in types if t in NUM) and isinstance(value, str):
+    elif tuple(t for t in types if t in NUM) == NUM and isinstance(value, str):
         out = _number_from_string(value, types, where)  # YAML 1.1 reads ``1e-4`` (no dot) as a string
     else:
         raise OptionsError(f"{where}: expected {_type_name(types)}, got {type(value).__name__} {value!r}")

@@ -8,7 +8,7 @@ from restore.checkpoint import load_network
 
 
 def test_misspelt_kwarg_is_rejected():
-    with pytest.raises(TypeError, match="network_g.window_sizee: HAT takes no argument 'window_sizee'"):
+    with pytest.raises(TypeError, match=r"network_g\.window_sizee: HAT takes no argument 'window_sizee'"):
         build_network({"type": "HAT", "window_sizee": 8})
 
 
