@@ -37,6 +37,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import select_cases, set_ops_backend
 
 from restore.archs import build_network
 
@@ -94,16 +97,9 @@ class _PeakRss:
         self.peak = _status_kib("VmHWM") * 1024
 
 
-def _use_backend(backend: str | None) -> None:
-    if backend is None:
-        os.environ.pop("RESTORE_OPS", None)
-    else:
-        os.environ["RESTORE_OPS"] = backend
-
-
 def _time_once(net: nn.Module, x: torch.Tensor, backend: str | None) -> tuple[float, float]:
     """Wall seconds and process CPU seconds (all threads) of one forward pass."""
-    _use_backend(backend)
+    set_ops_backend(backend)
     with torch.no_grad():
         wall, cpu = time.perf_counter(), time.process_time()
         net(x)
@@ -113,7 +109,7 @@ def _time_once(net: nn.Module, x: torch.Tensor, backend: str | None) -> tuple[fl
 def _peak_memory(net: nn.Module, x: torch.Tensor, backend: str | None) -> int:
     """Peak RSS increase (bytes) of one forward pass (measured apart from the timings: trimming the heap first
     would make the timed runs pay page faults that a long-running process does not)."""
-    _use_backend(backend)
+    set_ops_backend(backend)
     gc.collect()
     with torch.no_grad(), _PeakRss() as rss:
         net(x)
@@ -155,10 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    chosen = [c for c in CASES if not args.cases or c.name in args.cases]
-    unknown = set(args.cases or ()) - {c.name for c in chosen}
-    if unknown:
-        parser.error(f"unknown case(s) {sorted(unknown)}; known: {[c.name for c in CASES]}")
+    chosen = select_cases(parser, CASES, args.cases)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeat} alternating rounds")
     print(

@@ -33,6 +33,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import select_cases, set_ops_backend
 
 from restore.archs import build_network
 from restore.ops.dynamic_conv import dynamic_depthwise_conv
@@ -165,35 +168,28 @@ class _PeakRss:
         self.peak = max(self.peak, _rss_bytes())
 
 
-def _use(backend: str | None) -> None:
-    if backend is None:
-        os.environ.pop("RESTORE_OPS", None)
-    else:
-        os.environ["RESTORE_OPS"] = backend
-
-
 def time_case(case: Case, repeat: int) -> dict[str, float]:
     call = case.setup()
     backends = {"naive": "naive", "default": None}
     times: dict[str, list[float]] = {name: [] for name in backends}
     for backend in backends.values():
-        _use(backend)
+        set_ops_backend(backend)
         call()  # warm-up
     for _ in range(repeat):
         for name, backend in backends.items():
-            _use(backend)
+            set_ops_backend(backend)
             gc.collect()
             start = time.perf_counter()
             call()
             times[name].append(time.perf_counter() - start)
-    _use(None)
+    set_ops_backend(None)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _memory_child(name: str, backend: str) -> None:
     case = next(c for c in CASES if c.name == name)
     call = case.setup()
-    _use(None if backend == "default" else backend)
+    set_ops_backend(None if backend == "default" else backend)
     gc.collect()
     with _PeakRss() as rss:
         call()
@@ -218,10 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     if args._memory:
         _memory_child(*args._memory)
         return
-    chosen = [c for c in CASES if not args.cases or c.name in args.cases]
-    unknown = set(args.cases or ()) - {c.name for c in chosen}
-    if unknown:
-        parser.error(f"unknown case(s) {sorted(unknown)}; known: {[c.name for c in CASES]}")
+    chosen = select_cases(parser, CASES, args.cases)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeat}")
     print(f"{'case':<20} {'input':<16} {'naive s':>9} {'default s':>10} {'ratio':>6} "

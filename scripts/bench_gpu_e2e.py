@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +28,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import cuda_median_ms, cuda_peak_mb, select_cases, set_ops_backend
 
 from restore.archs import build_network
 
@@ -68,38 +69,6 @@ CASES: list[Case] = [
 ]
 
 
-def _set_backend(backend: str | None) -> None:
-    if backend is None:
-        os.environ.pop("RESTORE_OPS", None)
-    else:
-        os.environ["RESTORE_OPS"] = backend
-
-
-def _time(fn: Callable[[], object], warmup: int, repeat: int) -> float:
-    """Median milliseconds of ``fn`` (CUDA events around each call)."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
-def _peak_mb(fn: Callable[[], object]) -> float:
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
-
-
 def _step(net: nn.Module, x: torch.Tensor, train: bool) -> torch.Tensor:
     if not train:
         with torch.no_grad():
@@ -123,18 +92,18 @@ def bench(case: Case, dtype: torch.dtype, train: bool, warmup: int, repeat: int)
 
     try:
         for name, backend in BACKENDS.items():
-            _set_backend(backend)
+            set_ops_backend(backend)
             try:
                 outputs[name] = call().float()
-                results[name] = _time(call, warmup, repeat)
-                results[f"{name}_mb"] = _peak_mb(call)
+                results[name] = cuda_median_ms(call, warmup, repeat)
+                results[f"{name}_mb"] = cuda_peak_mb(call)
             except torch.cuda.OutOfMemoryError:
                 results[name] = results[f"{name}_mb"] = float("nan")
                 outputs.pop(name, None)
                 net.zero_grad(set_to_none=True)
                 torch.cuda.empty_cache()
     finally:
-        _set_backend(None)
+        set_ops_backend(None)
     if "naive" in outputs and "default" in outputs:
         results["max_diff"] = (outputs["default"] - outputs["naive"]).abs().max().item()
     return results
@@ -155,10 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--tf32", action="store_true", help="allow TF32 for float32 matmuls and convolutions")
     args = parser.parse_args(argv)
-    chosen = [c for c in CASES if not args.cases or c.name in args.cases]
-    unknown = set(args.cases or ()) - {c.name for c in chosen}
-    if unknown:
-        parser.error(f"unknown case(s) {sorted(unknown)}; known: {[c.name for c in CASES]}")
+    chosen = select_cases(parser, CASES, args.cases)
     if not torch.cuda.is_available():
         sys.exit("bench_gpu_e2e.py needs a CUDA device: torch.cuda.is_available() is False "
                  "(CPU timings: scripts/bench_cpu.py)")

@@ -21,7 +21,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import cuda_median_ms, cuda_peak_mb
 
 BACKENDS = ("naive", "torch", "triton")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -152,34 +154,6 @@ CASES: list[Case] = [
 ]
 
 
-# ---------------------------------------------------------------------------------------------------------- timing
-
-
-def _time(fn: Callable[[], object], warmup: int, repeat: int) -> float:
-    """Median milliseconds of ``fn`` (CUDA events around each call)."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
-def _peak_mb(fn: Callable[[], object]) -> float:
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
-
-
 def bench(case: Case, dtype: torch.dtype, backward: bool, warmup: int, repeat: int) -> dict[str, float]:
     torch.manual_seed(0)
     run = case.make(dtype)
@@ -192,8 +166,8 @@ def bench(case: Case, dtype: torch.dtype, backward: bool, warmup: int, repeat: i
 
         try:
             outputs[backend] = call().detach().float()
-            results[backend] = _time(call, warmup, repeat)
-            results[f"{backend}_mb"] = _peak_mb(call)
+            results[backend] = cuda_median_ms(call, warmup, repeat)
+            results[f"{backend}_mb"] = cuda_peak_mb(call)
         except torch.cuda.OutOfMemoryError:
             results[backend] = results[f"{backend}_mb"] = float("nan")
             torch.cuda.empty_cache()

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from parity_helpers import SHARED_PARITY, detect_and_load
 
 from restore.archs import build_network, detect
 from restore.archs import dlgsanet as dlgsanet_family
 from restore.archs import drsformer as drsformer_family
 
-SHARED_PARITY = Path(__file__).resolve().parents[2].parent / "shared" / "parity"
 OURS = sorted(p for p in SHARED_PARITY.glob("manifests/*.json") if "DRSformer" in p.name or "DLGSANet" in p.name)
 OTHERS = sorted(p for p in SHARED_PARITY.glob("manifests/*.json") if p not in OURS and "index" not in p.name)
 
@@ -45,11 +45,7 @@ def test_manifest_round_trip(path: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted(SHARED_PARITY.glob("d[rl][sg]*_*.pt")), ids=lambda p: p.stem)
 def test_fixture_state_dicts_round_trip(path: Path) -> None:
-    fixture = torch.load(path, weights_only=True)
-    found = detect(fixture["state_dict"])
-    assert found["type"] == fixture["arch"]
-    net = build_network(found)
-    net.load_state_dict(fixture["state_dict"], strict=True)
+    fixture, found = detect_and_load(path, detect)
     if fixture["arch"] == "DRSformer":
         assert found["mefc"] == (fixture["variant"] == "mefc")
         assert {k: found[k] for k in fixture["kwargs"]} == fixture["kwargs"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hat_drct_helpers import SHARED_PARITY, build_meta, fixtures, manifests, shapes
+from parity_helpers import SHARED_PARITY, build_meta, detect_and_load, fixtures, manifests, shapes
 
-from restore.archs import build_network, detect
+from restore.archs import detect
 from restore.archs.drct import detect as detect_drct
 from restore.archs.hat import detect as detect_hat
 
@@ -42,11 +42,7 @@ def test_manifest_roundtrip_recovers_official_kwargs(path: Path) -> None:
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
 def test_fixture_state_dict_roundtrip(path: Path) -> None:
-    fx = torch.load(path, weights_only=True)
-    found = detect(fx["state_dict"])
-    assert found["type"] == fx["arch"]
-    net = build_network(found)
-    net.load_state_dict(fx["state_dict"], strict=True)
+    fx, found = detect_and_load(path, detect)
     determinable = ("upscale", "window_size", "embed_dim", "num_heads", "mlp_ratio", "upsampler", "in_chans")
     for key in determinable:
         assert found[key] == fx["kwargs"][key], key

@@ -8,23 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from parity_helpers import SHARED_PARITY, bf16_forward, check_manifest_meta_load, load_fixture_network
+from torch_threads import one_thread_fixture
 
-from restore.archs import build_network
 from restore.archs.dlgsanet import PRESETS, TLC_KERNEL_BY_SCALE, DLGSANet
 from restore.archs.layers.tlc import tlc_apply, tlc_origins
 
-SHARED_PARITY = Path(__file__).resolve().parents[2].parent / "shared" / "parity"
 FIXTURES = sorted(SHARED_PARITY.glob("dlgsanet_*.pt"))
 MANIFESTS = sorted(SHARED_PARITY.glob("manifests/*DLGSANet*.json"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: thread start-up costs more than the work, and a shared CI machine makes it worse."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+_one_thread = one_thread_fixture()
 
 
 def _tiny(**overrides: object) -> DLGSANet:
@@ -46,10 +40,7 @@ def test_fixtures_are_present(shared: Path) -> None:
 def test_parity_fixture(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RESTORE_OPS", backend)
     fixture = torch.load(path, weights_only=True)
-    net = build_network({"type": "DLGSANet", **fixture["kwargs"]})
-    assert list(net.state_dict()) == list(fixture["state_dict"])
-    net.load_state_dict(fixture["state_dict"], strict=True)
-    net.eval()
+    net = load_fixture_network(fixture, {"type": "DLGSANet", **fixture["kwargs"]})
     assert net.scale == fixture["scale"]
     with torch.no_grad():
         out = net(fixture["input"])
@@ -66,13 +57,7 @@ def _manifest_id(path: Path) -> str:
 @pytest.mark.parametrize("path", MANIFESTS, ids=_manifest_id)
 def test_manifest_keys_order_shapes(path: Path) -> None:
     manifest = json.loads(path.read_text())
-    with torch.device("meta"):
-        net = build_network({"type": "DLGSANet", **manifest["kwargs"]})
-    assert [(k, list(v.shape)) for k, v in net.state_dict().items()] == list(manifest["state_dict"].items())
-    assert sum(p.numel() for p in net.parameters()) == manifest["params"]
-    state = {k: torch.zeros(v, device="meta") for k, v in manifest["state_dict"].items()}
-    report = net.load_state_dict(state, strict=True, assign=True)
-    assert not report.missing_keys and not report.unexpected_keys
+    check_manifest_meta_load(manifest, {"type": "DLGSANet", **manifest["kwargs"]})
 
 
 def test_presets_equal_manifests() -> None:
@@ -184,12 +169,7 @@ def test_variants_build_and_run(overrides: dict) -> None:
 
 def test_bfloat16_forward_is_finite_and_close() -> None:
     torch.manual_seed(3)
-    net = _tiny().eval()
-    x = torch.rand(1, 3, 12, 10)
-    with torch.no_grad():
-        ref = net(x)
-        low = net.to(torch.bfloat16)(x.bfloat16())
-    assert low.dtype == torch.bfloat16 and torch.isfinite(low).all()
+    ref, low = bf16_forward(_tiny(), torch.rand(1, 3, 12, 10))
     assert (low.float() - ref).abs().mean() < 5e-2 * ref.abs().mean()
 
 

@@ -8,22 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from parity_helpers import SHARED_PARITY, bf16_forward, check_manifest_meta_load, load_fixture_network
+from torch_threads import one_thread_fixture
 
-from restore.archs import build_network
 from restore.archs.drsformer import PRESETS, DRSformer
 
-SHARED_PARITY = Path(__file__).resolve().parents[2].parent / "shared" / "parity"
 FIXTURES = sorted(SHARED_PARITY.glob("drsformer_*.pt"))
 MANIFESTS = sorted(SHARED_PARITY.glob("manifests/DRSformer*.json"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: thread start-up costs more than the work, and a shared CI machine makes it worse."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+_one_thread = one_thread_fixture()
 
 
 def _official_pipeline(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -49,10 +43,9 @@ def test_parity_fixture(path: Path, backend: str, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RESTORE_OPS", backend)
     fixture = torch.load(path, weights_only=True)
     assert fixture["arch"] == "DRSformer"
-    net = build_network({"type": "DRSformer", **fixture["kwargs"], "mefc": fixture["variant"] == "mefc"})
-    assert list(net.state_dict()) == list(fixture["state_dict"])
-    net.load_state_dict(fixture["state_dict"], strict=True)
-    net.eval()
+    net = load_fixture_network(
+        fixture, {"type": "DRSformer", **fixture["kwargs"], "mefc": fixture["variant"] == "mefc"}
+    )
     with torch.no_grad():
         if fixture["mode"] == "arch":
             out = net(fixture["input"])
@@ -64,13 +57,9 @@ def test_parity_fixture(path: Path, backend: str, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.stem)
 def test_manifest_keys_order_shapes(path: Path) -> None:
     manifest = json.loads(path.read_text())
-    with torch.device("meta"):
-        net = build_network({"type": "DRSformer", **manifest["kwargs"], "mefc": manifest["variant"] == "mefc"})
-    assert [(k, list(v.shape)) for k, v in net.state_dict().items()] == list(manifest["state_dict"].items())
-    assert sum(p.numel() for p in net.parameters()) == manifest["params"]
-    state = {k: torch.zeros(v, device="meta") for k, v in manifest["state_dict"].items()}
-    report = net.load_state_dict(state, strict=True, assign=True)
-    assert not report.missing_keys and not report.unexpected_keys
+    check_manifest_meta_load(
+        manifest, {"type": "DRSformer", **manifest["kwargs"], "mefc": manifest["variant"] == "mefc"}
+    )
 
 
 def test_presets_pick_the_variant_per_dataset() -> None:
@@ -116,12 +105,7 @@ def test_batch_equals_per_sample() -> None:
 
 def test_bfloat16_forward_is_finite_and_close() -> None:
     torch.manual_seed(2)
-    net = _tiny().eval()
-    x = torch.rand(1, 3, 16, 16)
-    with torch.no_grad():
-        ref = net(x)
-        low = net.to(torch.bfloat16)(x.bfloat16())
-    assert low.dtype == torch.bfloat16 and torch.isfinite(low).all()
+    ref, low = bf16_forward(_tiny(), torch.rand(1, 3, 16, 16))
     assert (low.float() - ref).abs().mean() < 5e-2 * ref.abs().mean()
 
 

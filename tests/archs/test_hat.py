@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import parity_helpers as parity
 import pytest
 import torch
-from hat_drct_helpers import build_meta, fixtures, manifests, model_class_forward, shapes
+from torch_threads import one_thread_fixture
 
 from restore.archs import build_network
 from restore.archs.hat import HAT, PRESETS
 from restore.ops.window_attention import overlapping_relative_position_index, relative_position_index
 
-ARCH_FIXTURES = fixtures("hat", "arch")
-PIPELINE_FIXTURES = fixtures("hat", "pipeline")
-MANIFESTS = manifests("HAT")
+ARCH_FIXTURES = parity.fixtures("hat", "arch")
+PIPELINE_FIXTURES = parity.fixtures("hat", "pipeline")
+MANIFESTS = parity.manifests("HAT")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+_one_thread = one_thread_fixture()
 
 
 def _tiny(**overrides: object) -> HAT:
@@ -46,49 +41,21 @@ def test_fixture_inventory(shared: Path) -> None:
 @pytest.mark.parametrize("path", ARCH_FIXTURES, ids=lambda p: p.stem)
 def test_arch_fixture(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RESTORE_OPS", backend)
-    fx = torch.load(path, weights_only=True)
-    assert fx["arch"] == "HAT" and fx["mode"] == "arch"
-    net = build_network({"type": "HAT", **fx["kwargs"]})
-    assert list(net.state_dict()) == list(fx["state_dict"])
-    net.load_state_dict(fx["state_dict"], strict=True)
-    net.eval()
-    assert net.scale == fx["scale"] and net.pad_multiple == fx["window_size"]
-    with torch.no_grad():
-        out = net(fx["input"])
-    torch.testing.assert_close(out, fx["output"], atol=fx["atol"], rtol=fx["rtol"])
+    parity.check_window_arch_fixture(path, "HAT")
 
 
 @pytest.mark.parametrize("path", PIPELINE_FIXTURES, ids=lambda p: p.stem)
 def test_model_class_pipeline_fixture(path: Path) -> None:
-    fx = torch.load(path, weights_only=True)
-    assert fx["pipeline_variant"] == "model_class" and "tile" not in fx
-    net = build_network({"type": "HAT", **fx["kwargs"]})
-    net.load_state_dict(fx["state_dict"], strict=True)
-    net.eval()
-    with torch.no_grad():
-        out = model_class_forward(net, fx["input"], fx["window_size"])
-    torch.testing.assert_close(out, fx["output"], atol=fx["atol"], rtol=fx["rtol"])
+    parity.check_model_class_pipeline_fixture(path, "HAT")
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.stem)
 def test_manifest_state_dict_layout(path: Path) -> None:
-    manifest = json.loads(path.read_text())
-    net = build_meta({"type": "HAT", **manifest["kwargs"]})
-    sd = net.state_dict()
-    assert list(sd) == list(manifest["state_dict"])  # keys and their order
-    assert shapes(sd) == manifest["state_dict"]
-    params = dict(net.named_parameters())
-    assert {k: str(v.dtype).removeprefix("torch.") for k, v in sd.items() if k not in params} == manifest["buffers"]
-    assert sum(p.numel() for p in params.values()) == manifest["params"]
-    assert net.scale == manifest["kwargs"]["upscale"] and net.pad_multiple == manifest["kwargs"]["window_size"]
+    parity.check_window_manifest_layout(path, "HAT")
 
 
 def test_presets_are_the_manifests() -> None:
-    for name, preset in PRESETS.items():
-        for scale in (2, 3, 4):
-            stem = f"{name}_SRx{scale}" + ("_ImageNet-pretrain" if name == "HAT-L" else "")
-            manifest = json.loads((MANIFESTS[0].parent / f"{stem}.json").read_text())
-            assert {**preset, "upscale": scale} == manifest["kwargs"]
+    parity.check_presets_are_manifests(PRESETS, MANIFESTS[0].parent, "HAT-L")
 
 
 def test_buffers_have_official_values() -> None:
@@ -127,33 +94,13 @@ def test_batch_matches_single_images() -> None:
 
 def test_bf16_forward_is_finite_and_close() -> None:
     torch.manual_seed(0)
-    net = _tiny().eval()
-    x = torch.rand(1, 3, 16, 16)
-    with torch.no_grad():
-        ref = net(x)
-        out = net.to(torch.bfloat16)(x.bfloat16())
-    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    ref, out = parity.bf16_forward(_tiny(), torch.rand(1, 3, 16, 16))
     assert (out.float() - ref).abs().max() < 0.05
 
 
 @pytest.mark.parametrize("use_checkpoint", [False, True])
 def test_backward_reaches_every_parameter(use_checkpoint: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    import restore.archs.layers.swin_block as swin_block
-
-    calls = []
-    original = swin_block.checkpoint
-    monkeypatch.setattr(swin_block, "checkpoint", lambda *a, **k: calls.append(1) or original(*a, **k))
-    torch.manual_seed(0)
-    net = _tiny(use_checkpoint=use_checkpoint, drop_path_rate=0.0).train()
-    reference = _tiny(drop_path_rate=0.0).train()
-    reference.load_state_dict(net.state_dict())
-    x = torch.rand(2, 3, 16, 16)
-    net(x).square().mean().backward()
-    reference(x).square().mean().backward()
-    assert len(calls) == (3 if use_checkpoint else 0)  # 2 HABs + 1 OCAB
-    for (name, p), q in zip(net.named_parameters(), reference.parameters()):
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
-        torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-4)
+    parity.check_swin_backward(_tiny, use_checkpoint, monkeypatch, checkpointed_blocks=3)  # 2 HABs + 1 OCAB
 
 
 def test_no_checkpoint_in_eval() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch_threads import one_thread_fixture
 
 from restore.ops.window_attention import (
     TOLERANCES,
@@ -16,13 +17,7 @@ from restore.ops.window_attention import (
 )
 from restore.ops.window_attention.geometry import boundary_windows, window_partition, window_reverse
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+_one_thread = one_thread_fixture()
 
 
 # ----------------------------------------------------------------------------------------------------------------
