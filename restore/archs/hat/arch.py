@@ -22,6 +22,7 @@ from restore.archs.layers.mlp import Mlp
 from restore.archs.layers.patch_embed import image_to_tokens, tokens_to_image
 from restore.archs.layers.swin_block import SwinBlock, effective_window, run_block
 from restore.archs.layers.swin_sr_base import SwinSRBase, check_frame_kwargs
+from restore.archs.layers.window_attention import project_qkv
 from restore.ops.window_attention import (
     overlap_window_size,
     overlapping_relative_position_index,
@@ -72,7 +73,7 @@ class OverlappingCrossAttentionBlock(nn.Module):
         """``(B, L, C)`` -> ``(B, L, C)``; ``rp_index`` is the model's ``(ws*ws, ows*ows)`` OCA index."""
         h, w = x_size
         b, length, c = x.shape
-        q, k, v = self.qkv(self.norm1(x).view(b, h, w, c)).chunk(3, dim=-1)
+        q, k, v = project_qkv(self.norm1(x).view(b, h, w, c), self.qkv)
         out = overlapping_window_attention(
             q,
             k,

@@ -8,9 +8,30 @@ State-dict keys (official Swin / HAT / DRCT layout): ``relative_position_bias_ta
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from restore.ops.window_attention import relative_position_index, window_attention
+
+#: Output features of the fused ``qkv`` projection are padded to a multiple of this (CPU GEMMs with ``3C`` outputs
+#: such as 540, 636 or 924 run well below peak; a few zero rows restore it). The pad columns are never read.
+QKV_ALIGN = 16
+
+
+def project_qkv(x: torch.Tensor, qkv: nn.Linear) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(..., C)`` -> ``q, k, v`` ``(..., C)`` each: channel slices of one ``qkv(x)`` projection.
+
+    The projection's output rows are zero-padded to a multiple of ``QKV_ALIGN`` when needed, so the slices share
+    a row stride of ``3C + pad`` (every element is the same dot product as ``qkv(x)``'s).
+    """
+    weight, bias = qkv.weight, qkv.bias
+    c = weight.shape[0] // 3
+    pad = -weight.shape[0] % QKV_ALIGN
+    if pad:
+        weight = F.pad(weight, (0, 0, 0, pad))
+        bias = F.pad(bias, (0, pad)) if bias is not None else None
+    out = F.linear(x, weight, bias)
+    return out[..., :c], out[..., c : 2 * c], out[..., 2 * c : 3 * c]
 
 
 class WindowSelfAttention(nn.Module):
@@ -62,7 +83,7 @@ class WindowSelfAttention(nn.Module):
             rp_index: ``(N, N)`` relative-position index; defaults to the stored buffer.
         """
         index = self.relative_position_index if rp_index is None else rp_index
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q, k, v = project_qkv(x, self.qkv)
         out = window_attention(
             q,
             k,

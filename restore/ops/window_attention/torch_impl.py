@@ -104,14 +104,16 @@ def _from_heads(out: torch.Tensor) -> torch.Tensor:
 
 
 def _packed_tokens(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor | None:
-    """``(B*H*W, 3C)`` view of the tensor that ``q, k, v`` are consecutive channel thirds of (the usual
-    ``qkv(x).chunk(3, dim=-1)`` of a contiguous projection), so one gather moves all three; ``None`` otherwise
-    or when autograd is recording (the view would reach outside each input)."""
+    """``(B*H*W, R)`` view of the tensor whose rows hold ``q, k, v`` as consecutive channel thirds, ``R >= 3C``
+    (the usual ``qkv(x).chunk(3, dim=-1)`` of a contiguous projection, ``R = 3C``, or one whose output features
+    were padded, ``R > 3C``), so one gather moves all three; ``None`` otherwise or when autograd is recording
+    (the view would reach outside each input)."""
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         return None
     b, h, w, c = q.shape
-    packed = (h * w * 3 * c, w * 3 * c, 3 * c, 1)
-    if not (q.stride() == k.stride() == v.stride() == packed):
+    row = q.stride(2)
+    packed = (h * w * row, w * row, row, 1)
+    if row < 3 * c or not (q.stride() == k.stride() == v.stride() == packed):
         return None
     storages = {t.untyped_storage().data_ptr() for t in (q, k, v)}
     if len(storages) != 1:
@@ -119,7 +121,9 @@ def _packed_tokens(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
     step = c * q.element_size()
     if k.data_ptr() - q.data_ptr() != step or v.data_ptr() - k.data_ptr() != step:
         return None
-    return q.as_strided((b * h * w, 3 * c), (3 * c, 1))
+    if q.storage_offset() + b * h * w * row > q.untyped_storage().nbytes() // q.element_size():
+        return None  # full rows from q's first channel would run past the storage end
+    return q.as_strided((b * h * w, row), (row, 1))
 
 
 def _gather_tokens(
@@ -130,7 +134,7 @@ def _gather_tokens(
     packed = _packed_tokens(q, k, v)
     if packed is not None:
         rows = packed.index_select(0, gather)
-        return rows[:, :c], rows[:, c : 2 * c], rows[:, 2 * c :]
+        return rows[:, :c], rows[:, c : 2 * c], rows[:, 2 * c : 3 * c]
     q2, k2, v2 = (t.reshape(-1, c).index_select(0, gather) for t in (q, k, v))
     return q2, k2, v2
 
