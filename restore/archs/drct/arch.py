@@ -193,9 +193,7 @@ class DRCT(SwinSRBase):
         gc: int = 32,
     ) -> None:
         super().__init__()
-        check_frame_kwargs("DRCT", resi_connection, upsampler, upscale)
-        if len(num_heads) < len(depths):
-            raise ValueError(f"DRCT: num_heads needs one entry per group ({len(depths)}), got {list(num_heads)}")
+        check_frame_kwargs("DRCT", resi_connection, upsampler, upscale, depths, num_heads)
         self.window_size = window_size
         self.shift_size = window_size // 2
         self.overlap_ratio = overlap_ratio

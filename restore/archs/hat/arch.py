@@ -207,9 +207,7 @@ class HAT(SwinSRBase):
         resi_connection: str = "1conv",
     ) -> None:
         super().__init__()
-        check_frame_kwargs("HAT", resi_connection, upsampler, upscale)
-        if len(num_heads) < len(depths):
-            raise ValueError(f"HAT: num_heads needs one entry per group ({len(depths)}), got {list(num_heads)}")
+        check_frame_kwargs("HAT", resi_connection, upsampler, upscale, depths, num_heads)
         self.window_size = window_size
         self.shift_size = window_size // 2
         self.overlap_ratio = overlap_ratio

@@ -159,8 +159,12 @@ class SwinSRBase(nn.Module):
         return x / self.img_range + mean
 
 
-def check_frame_kwargs(name: str, resi_connection: str, upsampler: str, upscale: int) -> None:
+def check_frame_kwargs(
+    name: str, resi_connection: str, upsampler: str, upscale: int, depths: Sequence[int], num_heads: Sequence[int]
+) -> None:
     """Fail at construction where the official code would only fail (or silently misbehave) at forward."""
+    if len(num_heads) < len(depths):
+        raise ValueError(f"{name}: num_heads needs one entry per group ({len(depths)}), got {list(num_heads)}")
     if resi_connection not in RESI_CONNECTIONS:
         raise ValueError(f"{name}: resi_connection must be one of {RESI_CONNECTIONS}, got {resi_connection!r}")
     if upsampler == "pixelshuffle" and not (upscale == 3 or (upscale >= 1 and upscale & (upscale - 1) == 0)):
