@@ -15,7 +15,13 @@ from typing import Any
 
 import torch
 
-from restore.archs.layers.detect_utils import count_children, detect_reconstruction, hidden_ratio, square_side
+from restore.archs.layers.detect_utils import (
+    ape_img_size,
+    count_children,
+    detect_reconstruction,
+    hidden_ratio,
+    square_side,
+)
 
 _REQUIRED = ("conv_first.weight", "layers.0.swin1.attn.relative_position_index", "layers.0.adjust5.weight")
 _OFFICIAL_DEPTH = 6
@@ -40,12 +46,10 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
         if windows is None:
             raise ValueError("DRCT detect: attn_mask window count is not a square; img_size is not square")
         img_size = windows * window_size
-    ape = "absolute_pos_embed" in sd
+    ape_side = ape_img_size(sd, "DRCT")
+    ape = ape_side is not None
     if ape:
-        side = square_side(sd["absolute_pos_embed"].shape[1])
-        if side is None:
-            raise ValueError("DRCT detect: absolute_pos_embed does not cover a square img_size")
-        img_size = side
+        img_size = ape_side
 
     upsampler, upscale = detect_reconstruction(sd)
     return {

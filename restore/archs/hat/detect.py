@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from restore.archs.layers.detect_utils import (
+    ape_img_size,
     count_children,
     detect_reconstruction,
     divisor_for,
@@ -67,12 +68,10 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
         block_window = square_side(sd[first_block + "attn.relative_position_bias_table"].shape[0])
         if block_window is not None and block_window != 2 * window_size - 1:
             img_size = (block_window + 1) // 2  # blocks shrank their window to img_size < window_size
-    ape = "absolute_pos_embed" in sd
+    ape_side = ape_img_size(sd, "HAT")
+    ape = ape_side is not None
     if ape:
-        side = square_side(sd["absolute_pos_embed"].shape[1])
-        if side is None:
-            raise ValueError("HAT detect: absolute_pos_embed does not cover a square img_size")
-        img_size = side
+        img_size = ape_side
 
     upsampler, upscale = detect_reconstruction(sd)
     return {

@@ -24,6 +24,16 @@ def square_side(count: int) -> int | None:
     return side if side * side == count else None
 
 
+def ape_img_size(state_dict: Mapping[str, torch.Tensor], family: str) -> int | None:
+    """Square ``img_size`` covered by ``absolute_pos_embed`` ``(1, img_size**2, C)``, or ``None`` without ``ape``."""
+    if "absolute_pos_embed" not in state_dict:
+        return None
+    side = square_side(state_dict["absolute_pos_embed"].shape[1])
+    if side is None:
+        raise ValueError(f"{family} detect: absolute_pos_embed does not cover a square img_size")
+    return side
+
+
 def hidden_ratio(hidden: int, dim: int) -> int | float:
     """A ratio ``r`` with ``int(dim * r) == hidden``: an int when exact, else the smallest float that works."""
     if hidden % dim == 0:

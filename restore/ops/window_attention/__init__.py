@@ -78,6 +78,18 @@ def _check_index(name: str, rp_index: torch.Tensor, shape: tuple[int, int]) -> N
         raise ValueError(f"{name}: rp_index expected int64 {shape}, got {rp_index.dtype} {tuple(rp_index.shape)}")
 
 
+def _dispatch(
+    name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str | None, kwargs: dict
+) -> torch.Tensor:
+    """Run op ``name`` on the resolved backend; Triton is imported only when chosen."""
+    chosen = _backend.resolve(name, q, backend=backend)
+    if chosen == "triton":
+        from restore.ops.window_attention import triton_impl as module
+    else:
+        module = naive if chosen == "naive" else torch_impl
+    return getattr(module, name)(q, k, v, **kwargs)
+
+
 def window_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -136,14 +148,7 @@ def window_attention(
         scale=scale,
         dropout_p=dropout_p,
     )
-    chosen = _backend.resolve(name, q, backend=backend)
-    if chosen == "naive":
-        return naive.window_attention(q, k, v, **kwargs)
-    if chosen == "triton":
-        from restore.ops.window_attention import triton_impl
-
-        return triton_impl.window_attention(q, k, v, **kwargs)
-    return torch_impl.window_attention(q, k, v, **kwargs)
+    return _dispatch(name, q, k, v, backend, kwargs)
 
 
 def overlapping_window_attention(
@@ -201,11 +206,4 @@ def overlapping_window_attention(
         scale=scale,
         dropout_p=dropout_p,
     )
-    chosen = _backend.resolve(name, q, backend=backend)
-    if chosen == "naive":
-        return naive.overlapping_window_attention(q, k, v, **kwargs)
-    if chosen == "triton":
-        from restore.ops.window_attention import triton_impl
-
-        return triton_impl.overlapping_window_attention(q, k, v, **kwargs)
-    return torch_impl.overlapping_window_attention(q, k, v, **kwargs)
+    return _dispatch(name, q, k, v, backend, kwargs)
