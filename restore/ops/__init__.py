@@ -6,6 +6,18 @@ functions are imported here so that ``restore.ops.window_attention`` is the func
 
 from restore.ops.dynamic_conv import dynamic_depthwise_conv
 from restore.ops.sparse_channel_attention import sparse_channel_attention
-from restore.ops.window_attention import overlapping_window_attention, window_attention
+from restore.ops.window_attention import (
+    overlapping_window_attention,
+    overlapping_window_self_attention,
+    window_attention,
+    window_self_attention,
+)
 
-__all__ = ["dynamic_depthwise_conv", "overlapping_window_attention", "sparse_channel_attention", "window_attention"]
+__all__ = [
+    "dynamic_depthwise_conv",
+    "overlapping_window_attention",
+    "overlapping_window_self_attention",
+    "sparse_channel_attention",
+    "window_attention",
+    "window_self_attention",
+]

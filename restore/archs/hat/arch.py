@@ -22,11 +22,10 @@ from restore.archs.layers.mlp import Mlp
 from restore.archs.layers.patch_embed import image_to_tokens, tokens_to_image
 from restore.archs.layers.swin_block import SwinBlock, effective_window, run_block
 from restore.archs.layers.swin_sr_base import SwinSRBase, check_frame_kwargs
-from restore.archs.layers.window_attention import project_qkv
 from restore.ops.window_attention import (
     overlap_window_size,
     overlapping_relative_position_index,
-    overlapping_window_attention,
+    overlapping_window_self_attention,
     relative_position_index,
 )
 from restore.utils.registry import ARCH_REGISTRY
@@ -73,11 +72,12 @@ class OverlappingCrossAttentionBlock(nn.Module):
         """``(B, L, C)`` -> ``(B, L, C)``; ``rp_index`` is the model's ``(ws*ws, ows*ows)`` OCA index."""
         h, w = x_size
         b, length, c = x.shape
-        q, k, v = project_qkv(self.norm1(x).view(b, h, w, c), self.qkv)
-        out = overlapping_window_attention(
-            q,
-            k,
-            v,
+        out = overlapping_window_self_attention(
+            self.norm1(x).view(b, h, w, c),
+            self.qkv.weight,
+            self.qkv.bias,
+            self.proj.weight,
+            self.proj.bias,
             num_heads=self.num_heads,
             window_size=self.window_size,
             overlap_window_size=self.overlap_win_size,
@@ -85,7 +85,7 @@ class OverlappingCrossAttentionBlock(nn.Module):
             rp_index=rp_index,
             scale=self.scale,
         )
-        x = self.proj(out).view(b, length, c) + x
+        x = out.view(b, length, c) + x
         return x + self.mlp(self.norm2(x))
 
 

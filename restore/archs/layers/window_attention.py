@@ -1,4 +1,5 @@
-"""Window self-attention module: ``qkv`` projection, shared window-attention op, output projection.
+"""Window self-attention module: the parameters of the shared ``window_self_attention`` op (``qkv`` projection,
+shifted-window attention, output projection).
 
 State-dict keys (official Swin / HAT / DRCT layout): ``relative_position_bias_table``, optionally
 ``relative_position_index`` (DRCT stores one per block; HAT passes a model-level index instead),
@@ -8,30 +9,9 @@ State-dict keys (official Swin / HAT / DRCT layout): ``relative_position_bias_ta
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from restore.ops.window_attention import relative_position_index, window_attention
-
-#: Output features of the fused ``qkv`` projection are padded to a multiple of this (CPU GEMMs with ``3C`` outputs
-#: such as 540, 636 or 924 run well below peak; a few zero rows restore it). The pad columns are never read.
-QKV_ALIGN = 16
-
-
-def project_qkv(x: torch.Tensor, qkv: nn.Linear) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(..., C)`` -> ``q, k, v`` ``(..., C)`` each: channel slices of one ``qkv(x)`` projection.
-
-    The projection's output rows are zero-padded to a multiple of ``QKV_ALIGN`` when needed, so the slices share
-    a row stride of ``3C + pad`` (every element is the same dot product as ``qkv(x)``'s).
-    """
-    weight, bias = qkv.weight, qkv.bias
-    c = weight.shape[0] // 3
-    pad = -weight.shape[0] % QKV_ALIGN
-    if pad:
-        weight = F.pad(weight, (0, 0, 0, pad))
-        bias = F.pad(bias, (0, pad)) if bias is not None else None
-    out = F.linear(x, weight, bias)
-    return out[..., :c], out[..., c : 2 * c], out[..., 2 * c : 3 * c]
+from restore.ops.window_attention import relative_position_index, window_self_attention
 
 
 class WindowSelfAttention(nn.Module):
@@ -83,11 +63,12 @@ class WindowSelfAttention(nn.Module):
             rp_index: ``(N, N)`` relative-position index; defaults to the stored buffer.
         """
         index = self.relative_position_index if rp_index is None else rp_index
-        q, k, v = project_qkv(x, self.qkv)
-        out = window_attention(
-            q,
-            k,
-            v,
+        out = window_self_attention(
+            x,
+            self.qkv.weight,
+            self.qkv.bias,
+            self.proj.weight,
+            self.proj.bias,
             num_heads=self.num_heads,
             window_size=self.window_size,
             shift_size=shift_size,
@@ -96,7 +77,7 @@ class WindowSelfAttention(nn.Module):
             scale=self.scale,
             dropout_p=self.attn_drop if self.training else 0.0,
         )
-        return self.proj_drop(self.proj(out))
+        return self.proj_drop(out)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, window_size={self.window_size}, num_heads={self.num_heads}"

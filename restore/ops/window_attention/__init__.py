@@ -1,15 +1,19 @@
 """Window attention shared by HAT and DRCT: (shifted) window self-attention and overlapping cross-attention.
 
-Both functions take image-layout token maps and return one, before the output projection::
+Two levels. The attention cores take image-layout query/key/value maps and return one, before the output
+projection::
 
-    qkv = linear(norm(x))                        # (B, H, W, 3C), per token
-    q, k, v = qkv.chunk(3, dim=-1)               # (B, H, W, C) each (views are fine)
+    q, k, v = linear(norm(x), qkv_weight, qkv_bias).chunk(3, dim=-1)      # (B, H, W, C) each (views are fine)
     y = window_attention(q, k, v, num_heads=h, window_size=ws, shift_size=s,
                          rpb_table=table, rp_index=index, scale=d ** -0.5)
-    x = x + proj(y)
 
 The projection of queries/keys/values is per token, so it commutes with the cyclic shift and the window
-partition; both happen inside the op (a fused kernel can turn them into index arithmetic).
+partition; both happen inside the op (a fused kernel can turn them into index arithmetic). The sub-layer ops
+``window_self_attention`` / ``overlapping_window_self_attention`` take the normalised map and both projections'
+weights, so that the ``naive`` backend can follow the official module step by step while the others run one
+aligned projection GEMM in image order::
+
+    x = x + window_self_attention(norm(x), qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads=h, ...)
 
 Notation: B batch, H x W tokens, C channels, h heads, d = C / h head dim, ws window side, N = ws*ws tokens per
 window, nW = (H/ws) * (W/ws) windows per image, ows overlapping key window side, M = ows*ows.
@@ -21,7 +25,10 @@ keyword arguments of the public function except ``backend``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+import torch.nn.functional as F
 
 from restore.ops import _backend
 from restore.ops.window_attention import naive, torch_impl
@@ -32,6 +39,7 @@ from restore.ops.window_attention.geometry import (
     relative_position_index,
     shift_mask,
 )
+from restore.ops.window_attention.projection import project_qkv
 
 __all__ = [
     "MASK_VALUE",
@@ -39,9 +47,11 @@ __all__ = [
     "overlap_window_size",
     "overlapping_relative_position_index",
     "overlapping_window_attention",
+    "overlapping_window_self_attention",
     "relative_position_index",
     "shift_mask",
     "window_attention",
+    "window_self_attention",
 ]
 
 #: Per-dtype ``(atol, rtol)`` between any backend and the float64 naive result, for unit-scale inputs.
@@ -61,7 +71,12 @@ def _check_common(name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
         )
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"{name}: q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    _, h, w, c = q.shape
+    _check_grid(name, q.shape, num_heads, ws)
+
+
+def _check_grid(name: str, shape: torch.Size, num_heads: int, ws: int) -> None:
+    """``shape = (B, H, W, C)``: ``H``, ``W`` multiples of ``ws`` and ``C`` divisible by ``num_heads``."""
+    _, h, w, c = shape
     if c % num_heads != 0:
         raise ValueError(f"{name}: channels C={c} must be divisible by num_heads={num_heads}")
     if ws <= 0 or h % ws != 0 or w % ws != 0:
@@ -134,12 +149,27 @@ def window_attention(
     """
     name = "window_attention"
     _check_common(name, q, k, v, num_heads, window_size)
+    kwargs = _window_kwargs(name, num_heads, window_size, shift_size, rpb_table, rp_index, scale, dropout_p)
+    return _dispatch(name, q, k, v, backend, kwargs)
+
+
+def _window_kwargs(
+    name: str,
+    num_heads: int,
+    window_size: int,
+    shift_size: int,
+    rpb_table: torch.Tensor,
+    rp_index: torch.Tensor,
+    scale: float,
+    dropout_p: float,
+) -> dict:
+    """Validated keyword arguments of ``window_attention`` (those every backend receives)."""
     if not 0 <= shift_size < window_size:
         raise ValueError(f"{name}: shift_size must be in [0, window_size={window_size}), got {shift_size}")
     _check_table(name, rpb_table, (2 * window_size - 1) ** 2, num_heads)
     n = window_size * window_size
     _check_index(name, rp_index, (n, n))
-    kwargs = dict(
+    return dict(
         num_heads=num_heads,
         window_size=window_size,
         shift_size=shift_size,
@@ -148,7 +178,6 @@ def window_attention(
         scale=scale,
         dropout_p=dropout_p,
     )
-    return _dispatch(name, q, k, v, backend, kwargs)
 
 
 def overlapping_window_attention(
@@ -192,12 +221,29 @@ def overlapping_window_attention(
     """
     name = "overlapping_window_attention"
     _check_common(name, q, k, v, num_heads, window_size)
+    kwargs = _overlap_kwargs(
+        name, num_heads, window_size, overlap_window_size, rpb_table, rp_index, scale, dropout_p
+    )
+    return _dispatch(name, q, k, v, backend, kwargs)
+
+
+def _overlap_kwargs(
+    name: str,
+    num_heads: int,
+    window_size: int,
+    overlap_window_size: int,
+    rpb_table: torch.Tensor,
+    rp_index: torch.Tensor,
+    scale: float,
+    dropout_p: float,
+) -> dict:
+    """Validated keyword arguments of ``overlapping_window_attention`` (those every backend receives)."""
     ows = overlap_window_size
     if ows < window_size or (ows - window_size) % 2 != 0:
         raise ValueError(f"{name}: overlap_window_size - window_size must be even and >= 0, got {ows} - {window_size}")
     _check_table(name, rpb_table, (window_size + ows - 1) ** 2, num_heads)
     _check_index(name, rp_index, (window_size * window_size, ows * ows))
-    kwargs = dict(
+    return dict(
         num_heads=num_heads,
         window_size=window_size,
         overlap_window_size=ows,
@@ -206,4 +252,124 @@ def overlapping_window_attention(
         scale=scale,
         dropout_p=dropout_p,
     )
-    return _dispatch(name, q, k, v, backend, kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The whole attention sub-layer: qkv projection -> window attention -> output projection.
+
+def _check_projections(
+    name: str,
+    x: torch.Tensor,
+    qkv_weight: torch.Tensor,
+    qkv_bias: torch.Tensor | None,
+    proj_weight: torch.Tensor,
+    proj_bias: torch.Tensor | None,
+) -> torch.Size:
+    """Validate the projection tensors; returns the ``(B, H, W, C)`` shape the attention core sees."""
+    if x.dim() != 4:
+        raise ValueError(f"{name}: x must be a (B, H, W, C_in) token map, got shape {tuple(x.shape)}")
+    c_in = x.shape[-1]
+    if qkv_weight.dim() != 2 or qkv_weight.shape[1] != c_in or qkv_weight.shape[0] % 3 != 0:
+        raise ValueError(f"{name}: qkv_weight expected (3C, {c_in}), got {tuple(qkv_weight.shape)}")
+    c = qkv_weight.shape[0] // 3
+    if qkv_bias is not None and tuple(qkv_bias.shape) != (3 * c,):
+        raise ValueError(f"{name}: qkv_bias expected ({3 * c},), got {tuple(qkv_bias.shape)}")
+    if proj_weight.dim() != 2 or proj_weight.shape[1] != c:
+        raise ValueError(f"{name}: proj_weight expected (C_out, {c}), got {tuple(proj_weight.shape)}")
+    if proj_bias is not None and tuple(proj_bias.shape) != (proj_weight.shape[0],):
+        raise ValueError(f"{name}: proj_bias expected ({proj_weight.shape[0]},), got {tuple(proj_bias.shape)}")
+    return torch.Size((*x.shape[:3], c))
+
+
+def _projected(
+    name: str,
+    core: Callable[..., torch.Tensor],
+    x: torch.Tensor,
+    weights: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None],
+    backend: str | None,
+    kwargs: dict,
+) -> torch.Tensor:
+    """Run ``proj(core(qkv(x)))`` on the resolved backend: ``naive`` in the official order of operations, the
+    others as one aligned ``qkv`` GEMM in image order, ``core`` on its slices, then ``proj``."""
+    chosen = _backend.resolve(name, x, backend=backend)
+    if chosen == "naive":
+        return getattr(naive, name)(x, *weights, **kwargs)
+    qkv_weight, qkv_bias, proj_weight, proj_bias = weights
+    q, k, v = project_qkv(x, qkv_weight, qkv_bias)
+    return F.linear(core(q, k, v, backend=chosen, **kwargs), proj_weight, proj_bias)
+
+
+def window_self_attention(
+    x: torch.Tensor,
+    qkv_weight: torch.Tensor,
+    qkv_bias: torch.Tensor | None,
+    proj_weight: torch.Tensor,
+    proj_bias: torch.Tensor | None,
+    *,
+    num_heads: int,
+    window_size: int,
+    shift_size: int = 0,
+    rpb_table: torch.Tensor,
+    rp_index: torch.Tensor,
+    scale: float,
+    dropout_p: float = 0.0,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """The attention sub-layer of a Swin / HAT / DRCT block: ``proj(window_attention(*qkv(x).chunk(3, -1)))``.
+
+    The ``naive`` backend follows the official module literally (roll, window partition, ``qkv`` on the
+    windows, attention, ``proj``, window reverse, roll back). The others project in image order with one
+    aligned GEMM (``projection.project_qkv``) and let ``window_attention`` gather the windows.
+
+    Args:
+        x: ``(B, H, W, C_in)`` (normalised) token map; ``H``, ``W`` multiples of ``window_size``.
+        qkv_weight, qkv_bias: ``(3C, C_in)`` and ``(3C,)`` or ``None`` (``nn.Linear`` layout, rows ``q|k|v``).
+        proj_weight, proj_bias: ``(C_out, C)`` and ``(C_out,)`` or ``None``.
+        num_heads, window_size, shift_size, rpb_table, rp_index, scale, dropout_p, backend: as in
+            ``window_attention`` (``dropout_p`` acts on the attention probabilities only).
+
+    Returns:
+        ``(B, H, W, C_out)`` in image order, dtype of ``x``.
+    """
+    name = "window_self_attention"
+    shape = _check_projections(name, x, qkv_weight, qkv_bias, proj_weight, proj_bias)
+    _check_grid(name, shape, num_heads, window_size)
+    kwargs = _window_kwargs(name, num_heads, window_size, shift_size, rpb_table, rp_index, scale, dropout_p)
+    return _projected(name, window_attention, x, (qkv_weight, qkv_bias, proj_weight, proj_bias), backend, kwargs)
+
+
+def overlapping_window_self_attention(
+    x: torch.Tensor,
+    qkv_weight: torch.Tensor,
+    qkv_bias: torch.Tensor | None,
+    proj_weight: torch.Tensor,
+    proj_bias: torch.Tensor | None,
+    *,
+    num_heads: int,
+    window_size: int,
+    overlap_window_size: int,
+    rpb_table: torch.Tensor,
+    rp_index: torch.Tensor,
+    scale: float,
+    dropout_p: float = 0.0,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """HAT's OCA sub-layer: ``proj(overlapping_window_attention(*qkv(x).chunk(3, -1)))``.
+
+    Args:
+        x, qkv_weight, qkv_bias, proj_weight, proj_bias: as in ``window_self_attention``.
+        num_heads, window_size, overlap_window_size, rpb_table, rp_index, scale, dropout_p, backend: as in
+            ``overlapping_window_attention``.
+
+    Returns:
+        ``(B, H, W, C_out)``, dtype of ``x``.
+    """
+    name = "overlapping_window_self_attention"
+    shape = _check_projections(name, x, qkv_weight, qkv_bias, proj_weight, proj_bias)
+    _check_grid(name, shape, num_heads, window_size)
+    kwargs = _overlap_kwargs(
+        name, num_heads, window_size, overlap_window_size, rpb_table, rp_index, scale, dropout_p
+    )
+    return _projected(
+        name, overlapping_window_attention, x, (qkv_weight, qkv_bias, proj_weight, proj_bias), backend, kwargs
+    )

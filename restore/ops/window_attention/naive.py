@@ -26,6 +26,30 @@ def _gather_bias(rpb_table: torch.Tensor, rp_index: torch.Tensor, dtype: torch.d
     return bias.permute(2, 0, 1).contiguous().to(dtype)
 
 
+def _attend(
+    qw: torch.Tensor,
+    kw: torch.Tensor,
+    vw: torch.Tensor,
+    bias: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+    dropout_p: float,
+) -> torch.Tensor:
+    """Official attention core on windows: ``(b, h, N, d)`` queries, ``(b, h, M, d)`` keys/values, bias
+    ``(h, N, M)``, optional mask ``(nW, N, M)`` (windows of one image) -> ``(b, N, h*d)``."""
+    b, heads, n, d = qw.shape
+    attn = (qw * scale) @ kw.transpose(-2, -1)
+    attn = attn + bias.unsqueeze(0)
+    if mask is not None:
+        nw = mask.shape[0]
+        attn = attn.view(-1, nw, heads, n, attn.shape[-1]) + mask.unsqueeze(1).unsqueeze(0)
+        attn = attn.view(b, heads, n, -1)
+    attn = attn.softmax(dim=-1)
+    if dropout_p > 0.0:
+        attn = F.dropout(attn, p=dropout_p)
+    return (attn @ vw).transpose(1, 2).reshape(b, n, heads * d)
+
+
 def window_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -50,18 +74,9 @@ def window_attention(
         return _split_heads(window_partition(x, ws).view(-1, n, c), num_heads)
 
     qw, kw, vw = to_windows(q), to_windows(k), to_windows(v)  # (B*nW, h, N, d)
-    qw = qw * scale
-    attn = qw @ kw.transpose(-2, -1)
-    attn = attn + _gather_bias(rpb_table, rp_index, attn.dtype).unsqueeze(0)
-    if shift_size > 0:
-        mask = shift_mask(h, w, ws, shift_size, dtype=attn.dtype, device=attn.device)
-        nw = mask.shape[0]
-        attn = attn.view(-1, nw, num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
-        attn = attn.view(-1, num_heads, n, n)
-    attn = attn.softmax(dim=-1)
-    if dropout_p > 0.0:
-        attn = F.dropout(attn, p=dropout_p)
-    out = (attn @ vw).transpose(1, 2).reshape(-1, n, c)
+    bias = _gather_bias(rpb_table, rp_index, q.dtype)
+    mask = shift_mask(h, w, ws, shift_size, dtype=q.dtype, device=q.device) if shift_size > 0 else None
+    out = _attend(qw, kw, vw, bias, mask, scale, dropout_p)
     out = window_reverse(out.view(-1, ws, ws, c), ws, h, w)
     if shift_size > 0:
         out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
@@ -95,11 +110,53 @@ def overlapping_window_attention(
     cols = cols.view(b, 2, c, ows * ows, nw).permute(1, 0, 4, 3, 2).reshape(2, b * nw, ows * ows, c)
     kw, vw = _split_heads(cols[0], num_heads), _split_heads(cols[1], num_heads)
 
-    qw = qw * scale
-    attn = qw @ kw.transpose(-2, -1)
-    attn = attn + _gather_bias(rpb_table, rp_index, attn.dtype).unsqueeze(0)
-    attn = attn.softmax(dim=-1)
-    if dropout_p > 0.0:
-        attn = F.dropout(attn, p=dropout_p)
-    out = (attn @ vw).transpose(1, 2).reshape(-1, ws * ws, c)
+    out = _attend(qw, kw, vw, _gather_bias(rpb_table, rp_index, q.dtype), None, scale, dropout_p)
     return window_reverse(out.view(-1, ws, ws, c), ws, h, w)
+
+
+def window_self_attention(
+    x: torch.Tensor,
+    qkv_weight: torch.Tensor,
+    qkv_bias: torch.Tensor | None,
+    proj_weight: torch.Tensor,
+    proj_bias: torch.Tensor | None,
+    *,
+    num_heads: int,
+    window_size: int,
+    shift_size: int = 0,
+    rpb_table: torch.Tensor,
+    rp_index: torch.Tensor,
+    scale: float,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """The official Swin block's attention path: roll, partition, ``qkv`` per window, attention, ``proj``,
+    reverse, roll back. Shapes as in the public function."""
+    _, h, w, _ = x.shape
+    ws = window_size
+    n = ws * ws
+    if shift_size > 0:
+        x = torch.roll(x, shifts=(-shift_size, -shift_size), dims=(1, 2))
+    windows = window_partition(x, ws).view(-1, n, x.shape[-1])
+    c = qkv_weight.shape[0] // 3
+    qkv = F.linear(windows, qkv_weight, qkv_bias).reshape(-1, n, 3, num_heads, c // num_heads).permute(2, 0, 3, 1, 4)
+    bias = _gather_bias(rpb_table, rp_index, x.dtype)
+    mask = shift_mask(h, w, ws, shift_size, dtype=x.dtype, device=x.device) if shift_size > 0 else None
+    out = F.linear(_attend(qkv[0], qkv[1], qkv[2], bias, mask, scale, dropout_p), proj_weight, proj_bias)
+    out = window_reverse(out.view(-1, ws, ws, out.shape[-1]), ws, h, w)
+    if shift_size > 0:
+        out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
+    return out
+
+
+def overlapping_window_self_attention(
+    x: torch.Tensor,
+    qkv_weight: torch.Tensor,
+    qkv_bias: torch.Tensor | None,
+    proj_weight: torch.Tensor,
+    proj_bias: torch.Tensor | None,
+    **kwargs: object,
+) -> torch.Tensor:
+    """The official OCAB attention path: ``qkv`` over the whole map, overlapping cross-attention, ``proj``.
+    Keyword arguments and shapes as in the public function."""
+    q, k, v = F.linear(x, qkv_weight, qkv_bias).chunk(3, dim=-1)
+    return F.linear(overlapping_window_attention(q, k, v, **kwargs), proj_weight, proj_bias)
