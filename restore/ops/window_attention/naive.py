@@ -7,10 +7,21 @@ built in the compute dtype, so bf16 inputs stay bf16.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
 from restore.ops.window_attention.geometry import shift_mask, window_partition, window_reverse
+
+
+@functools.lru_cache(maxsize=32)
+def _shift_mask(
+    height: int, width: int, window_size: int, shift_size: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """``shift_mask`` built once per size (the official blocks keep theirs as a buffer), so that the baseline
+    does not pay for rebuilding it."""
+    return shift_mask(height, width, window_size, shift_size, dtype=dtype, device=device)
 
 
 def _split_heads(windows: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -75,7 +86,7 @@ def window_attention(
 
     qw, kw, vw = to_windows(q), to_windows(k), to_windows(v)  # (B*nW, h, N, d)
     bias = _gather_bias(rpb_table, rp_index, q.dtype)
-    mask = shift_mask(h, w, ws, shift_size, dtype=q.dtype, device=q.device) if shift_size > 0 else None
+    mask = _shift_mask(h, w, ws, shift_size, q.dtype, q.device) if shift_size > 0 else None
     out = _attend(qw, kw, vw, bias, mask, scale, dropout_p)
     out = window_reverse(out.view(-1, ws, ws, c), ws, h, w)
     if shift_size > 0:
@@ -140,7 +151,7 @@ def window_self_attention(
     c = qkv_weight.shape[0] // 3
     qkv = F.linear(windows, qkv_weight, qkv_bias).reshape(-1, n, 3, num_heads, c // num_heads).permute(2, 0, 3, 1, 4)
     bias = _gather_bias(rpb_table, rp_index, x.dtype)
-    mask = shift_mask(h, w, ws, shift_size, dtype=x.dtype, device=x.device) if shift_size > 0 else None
+    mask = _shift_mask(h, w, ws, shift_size, x.dtype, x.device) if shift_size > 0 else None
     out = F.linear(_attend(qkv[0], qkv[1], qkv[2], bias, mask, scale, dropout_p), proj_weight, proj_bias)
     out = window_reverse(out.view(-1, ws, ws, out.shape[-1]), ws, h, w)
     if shift_size > 0:

@@ -85,11 +85,13 @@ def _shift_patterns(
 def _bias(rpb_table: torch.Tensor, rp_index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``(1, h, Nq, Nk)`` contiguous relative-position bias in ``dtype`` (differentiable w.r.t. the table).
 
-    The small table is transposed first so the gather writes the head-major result in one pass. Indexing (not
-    ``index_select``) lets negative entries count from the end of the table, as in the official code (HAT's OCA
-    index holds negative values).
+    The small table is transposed first so the gather writes the head-major result in one pass; ``index_select``
+    on the flattened index is several times faster than advanced indexing. Negative entries count from the end of
+    the table, as in the official code (HAT's OCA index holds negative values), hence the remainder.
     """
-    return rpb_table.to(dtype).t().contiguous()[:, rp_index].unsqueeze(0)
+    table = rpb_table.to(dtype).t().contiguous()  # (h, rows)
+    flat = rp_index.remainder(table.shape[1]).flatten()
+    return table.index_select(1, flat).view(1, table.shape[0], *rp_index.shape)
 
 
 def _to_heads(tokens: torch.Tensor, windows: int, n: int, num_heads: int) -> torch.Tensor:
