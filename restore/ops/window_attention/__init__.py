@@ -25,8 +25,6 @@ keyword arguments of the public function except ``backend``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 
@@ -264,8 +262,10 @@ def _check_projections(
     qkv_bias: torch.Tensor | None,
     proj_weight: torch.Tensor,
     proj_bias: torch.Tensor | None,
-) -> torch.Size:
-    """Validate the projection tensors; returns the ``(B, H, W, C)`` shape the attention core sees."""
+    num_heads: int,
+    ws: int,
+) -> None:
+    """Validate the projection tensors and the ``(B, H, W, C)`` map the attention core will see."""
     if x.dim() != 4:
         raise ValueError(f"{name}: x must be a (B, H, W, C_in) token map, got shape {tuple(x.shape)}")
     c_in = x.shape[-1]
@@ -278,25 +278,26 @@ def _check_projections(
         raise ValueError(f"{name}: proj_weight expected (C_out, {c}), got {tuple(proj_weight.shape)}")
     if proj_bias is not None and tuple(proj_bias.shape) != (proj_weight.shape[0],):
         raise ValueError(f"{name}: proj_bias expected ({proj_weight.shape[0]},), got {tuple(proj_bias.shape)}")
-    return torch.Size((*x.shape[:3], c))
+    _check_grid(name, torch.Size((*x.shape[:3], c)), num_heads, ws)
 
 
 def _projected(
     name: str,
-    core: Callable[..., torch.Tensor],
+    core: str,
     x: torch.Tensor,
     weights: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None],
     backend: str | None,
     kwargs: dict,
 ) -> torch.Tensor:
     """Run ``proj(core(qkv(x)))`` on the resolved backend: ``naive`` in the official order of operations, the
-    others as one aligned ``qkv`` GEMM in image order, ``core`` on its slices, then ``proj``."""
+    others as one aligned ``qkv`` GEMM in image order, the core op ``core`` (arguments already validated) on its
+    slices, then ``proj``."""
     chosen = _backend.resolve(name, x, backend=backend)
     if chosen == "naive":
         return getattr(naive, name)(x, *weights, **kwargs)
     qkv_weight, qkv_bias, proj_weight, proj_bias = weights
     q, k, v = project_qkv(x, qkv_weight, qkv_bias)
-    return F.linear(core(q, k, v, backend=chosen, **kwargs), proj_weight, proj_bias)
+    return F.linear(_dispatch(core, q, k, v, chosen, kwargs), proj_weight, proj_bias)
 
 
 def window_self_attention(
@@ -332,10 +333,9 @@ def window_self_attention(
         ``(B, H, W, C_out)`` in image order, dtype of ``x``.
     """
     name = "window_self_attention"
-    shape = _check_projections(name, x, qkv_weight, qkv_bias, proj_weight, proj_bias)
-    _check_grid(name, shape, num_heads, window_size)
+    _check_projections(name, x, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, window_size)
     kwargs = _window_kwargs(name, num_heads, window_size, shift_size, rpb_table, rp_index, scale, dropout_p)
-    return _projected(name, window_attention, x, (qkv_weight, qkv_bias, proj_weight, proj_bias), backend, kwargs)
+    return _projected(name, "window_attention", x, (qkv_weight, qkv_bias, proj_weight, proj_bias), backend, kwargs)
 
 
 def overlapping_window_self_attention(
@@ -365,11 +365,10 @@ def overlapping_window_self_attention(
         ``(B, H, W, C_out)``, dtype of ``x``.
     """
     name = "overlapping_window_self_attention"
-    shape = _check_projections(name, x, qkv_weight, qkv_bias, proj_weight, proj_bias)
-    _check_grid(name, shape, num_heads, window_size)
+    _check_projections(name, x, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, window_size)
     kwargs = _overlap_kwargs(
         name, num_heads, window_size, overlap_window_size, rpb_table, rp_index, scale, dropout_p
     )
     return _projected(
-        name, overlapping_window_attention, x, (qkv_weight, qkv_bias, proj_weight, proj_bias), backend, kwargs
+        name, "overlapping_window_attention", x, (qkv_weight, qkv_bias, proj_weight, proj_bias), backend, kwargs
     )

@@ -37,6 +37,22 @@ def _gather_bias(rpb_table: torch.Tensor, rp_index: torch.Tensor, dtype: torch.d
     return bias.permute(2, 0, 1).contiguous().to(dtype)
 
 
+def _to_windows(x: torch.Tensor, window_size: int, shift_size: int) -> torch.Tensor:
+    """``(B, H, W, C)`` -> ``(B*nW, N, C)``: roll by ``-shift_size`` (if any), then window partition."""
+    if shift_size > 0:
+        x = torch.roll(x, shifts=(-shift_size, -shift_size), dims=(1, 2))
+    return window_partition(x, window_size).view(-1, window_size * window_size, x.shape[-1])
+
+
+def _from_windows(windows: torch.Tensor, window_size: int, height: int, width: int, shift_size: int) -> torch.Tensor:
+    """Inverse of ``_to_windows``: ``(B*nW, N, C)`` -> ``(B, H, W, C)``, window reverse then roll back."""
+    ws = window_size
+    out = window_reverse(windows.view(-1, ws, ws, windows.shape[-1]), ws, height, width)
+    if shift_size > 0:
+        out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
+    return out
+
+
 def _attend(
     qw: torch.Tensor,
     kw: torch.Tensor,
@@ -75,23 +91,12 @@ def window_attention(
     dropout_p: float = 0.0,
 ) -> torch.Tensor:
     """Shifted-window self-attention, official order of operations. Shapes as in the public function."""
-    _, h, w, c = q.shape
-    ws = window_size
-    n = ws * ws
-
-    def to_windows(x: torch.Tensor) -> torch.Tensor:
-        if shift_size > 0:
-            x = torch.roll(x, shifts=(-shift_size, -shift_size), dims=(1, 2))
-        return _split_heads(window_partition(x, ws).view(-1, n, c), num_heads)
-
-    qw, kw, vw = to_windows(q), to_windows(k), to_windows(v)  # (B*nW, h, N, d)
+    _, h, w, _ = q.shape
+    qw, kw, vw = (_split_heads(_to_windows(t, window_size, shift_size), num_heads) for t in (q, k, v))
     bias = _gather_bias(rpb_table, rp_index, q.dtype)
-    mask = _shift_mask(h, w, ws, shift_size, q.dtype, q.device) if shift_size > 0 else None
+    mask = _shift_mask(h, w, window_size, shift_size, q.dtype, q.device) if shift_size > 0 else None
     out = _attend(qw, kw, vw, bias, mask, scale, dropout_p)
-    out = window_reverse(out.view(-1, ws, ws, c), ws, h, w)
-    if shift_size > 0:
-        out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
-    return out
+    return _from_windows(out, window_size, h, w, shift_size)
 
 
 def overlapping_window_attention(
@@ -113,7 +118,7 @@ def overlapping_window_attention(
     ws, ows = window_size, overlap_window_size
     pad = (ows - ws) // 2
 
-    qw = _split_heads(window_partition(q, ws).view(-1, ws * ws, c), num_heads)
+    qw = _split_heads(_to_windows(q, ws, 0), num_heads)
     kv = torch.cat((k.permute(0, 3, 1, 2), v.permute(0, 3, 1, 2)), dim=1)  # (B, 2C, H, W)
     cols = F.unfold(kv, kernel_size=(ows, ows), stride=ws, padding=pad)  # (B, 2C*ows*ows, nW)
     nw = cols.shape[-1]
@@ -122,7 +127,7 @@ def overlapping_window_attention(
     kw, vw = _split_heads(cols[0], num_heads), _split_heads(cols[1], num_heads)
 
     out = _attend(qw, kw, vw, _gather_bias(rpb_table, rp_index, q.dtype), None, scale, dropout_p)
-    return window_reverse(out.view(-1, ws, ws, c), ws, h, w)
+    return _from_windows(out, ws, h, w, 0)
 
 
 def window_self_attention(
@@ -143,20 +148,14 @@ def window_self_attention(
     """The official Swin block's attention path: roll, partition, ``qkv`` per window, attention, ``proj``,
     reverse, roll back. Shapes as in the public function."""
     _, h, w, _ = x.shape
-    ws = window_size
-    n = ws * ws
-    if shift_size > 0:
-        x = torch.roll(x, shifts=(-shift_size, -shift_size), dims=(1, 2))
-    windows = window_partition(x, ws).view(-1, n, x.shape[-1])
+    windows = _to_windows(x, window_size, shift_size)
+    b, n, _ = windows.shape
     c = qkv_weight.shape[0] // 3
-    qkv = F.linear(windows, qkv_weight, qkv_bias).reshape(-1, n, 3, num_heads, c // num_heads).permute(2, 0, 3, 1, 4)
+    qkv = F.linear(windows, qkv_weight, qkv_bias).reshape(b, n, 3, num_heads, c // num_heads).permute(2, 0, 3, 1, 4)
     bias = _gather_bias(rpb_table, rp_index, x.dtype)
-    mask = _shift_mask(h, w, ws, shift_size, x.dtype, x.device) if shift_size > 0 else None
+    mask = _shift_mask(h, w, window_size, shift_size, x.dtype, x.device) if shift_size > 0 else None
     out = F.linear(_attend(qkv[0], qkv[1], qkv[2], bias, mask, scale, dropout_p), proj_weight, proj_bias)
-    out = window_reverse(out.view(-1, ws, ws, out.shape[-1]), ws, h, w)
-    if shift_size > 0:
-        out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
-    return out
+    return _from_windows(out, window_size, h, w, shift_size)
 
 
 def overlapping_window_self_attention(
