@@ -14,6 +14,7 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
@@ -25,6 +26,12 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"{SHARED} is missing: tests need the shared/ folder beside the repository")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    """``tests/fixtures``: reference data shipped with the repository (realworld/, lam/, ...; see their READMEs)."""
+    return FIXTURES
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
