@@ -8,6 +8,7 @@ prints one line per dataset, then a table (datasets x metrics), and writes to ``
 
 - ``visualization/<dataset>/<image>_<suffix>.png`` when ``val.save_img`` (suffix: ``val.suffix``, else ``name``);
 - ``metrics.csv`` (one row per image, then one ``average`` row per dataset) and ``metrics.json``;
+- ``index.html`` when ``val.report``: sortable per-dataset tables linking to the images, with a slider;
 - ``test_<timestamp>.log`` with everything printed.
 """
 
@@ -307,6 +308,10 @@ def _run(
         log(dataset_line(result))
         results.append(result)
     write_reports(results, specs, opt)
+    if (opt.get("val") or {}).get("report"):
+        from restore.analysis.report import write_test_report
+
+        log(f"report: {write_test_report(results, specs, opt)}")
     if specs:
         log("")
         log(format_table(results, specs))

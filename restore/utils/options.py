@@ -178,6 +178,7 @@ SCHEMA = Section(
                 "save_img": _v(BOOL, False),
                 "suffix": _v(STR, None),
                 "pbar": _v(BOOL, True),
+                "report": _v(BOOL, False),
                 "metrics": Section(each=_METRIC),
                 "rgb2bgr": _v(BOOL),
                 "use_image": _v(BOOL),
