@@ -223,6 +223,13 @@ _SCRIPT = r"""
       top.style.clipPath = "inset(0 " + (100 - v) + "% 0 0)";
       line.style.left = v + "%";
     }
+    function fit() {  // both drawn at the larger one's resolution (an LQ input is stretched, pixel for pixel)
+      if (!over.naturalWidth || !base.naturalWidth) { return; }
+      base.style.width = Math.max(over.naturalWidth, base.naturalWidth) + "px";
+      base.style.height = Math.max(over.naturalHeight, base.naturalHeight) + "px";
+    }
+    over.addEventListener("load", fit);
+    base.addEventListener("load", fit);
     function load() {
       over.src = images[left.value];
       base.src = images[right.value];

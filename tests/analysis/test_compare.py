@@ -4,44 +4,22 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from skimage import data
+from compare_data import make_folders
 
 from restore.analysis import compare as cmp
 from restore.analysis.compare import Box, auto_box, compare_folders, main, make_figure, match_results
-
-REPO = Path(__file__).resolve().parents[2]
+from restore.cli import main as cli_main
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Reference PSNR (peak 255) written out here, independent of restore.metrics."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
-def make_folders(root: Path, size: tuple[int, int] = (72, 96)) -> dict[str, Path]:
-    """GT from two scikit-image photos and three methods named as ``restore test``/``restore infer`` name them."""
-    folders = {k: root / k for k in ("gt", "bicubic", "nearest", "linear")}
-    for folder in folders.values():
-        folder.mkdir(parents=True)
-    h, w = size
-    for name, rgb in (("astronaut", data.astronaut()), ("coffee", data.coffee())):
-        gt = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), (w, h), interpolation=cv2.INTER_AREA)
-        small = cv2.resize(gt, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(folders["gt"] / f"{name}.png"), gt)
-        cv2.imwrite(str(folders["bicubic"] / f"{name}_Bicubic.png"), cv2.resize(small, (w, h)))  # restore test style
-        cv2.imwrite(
-            str(folders["nearest"] / f"{name}_x4.png"),  # restore infer --suffix _x4
-            cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST),
-        )
-        cv2.imwrite(str(folders["linear"] / f"{name}.png"), cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
-    return folders
 
 
 def test_match_results_by_stem(tmp_path: Path) -> None:
@@ -136,17 +114,14 @@ def test_mismatched_size_is_skipped_with_one_line(tmp_path: Path, capsys: pytest
     assert "coffee" not in (out / "index.html").read_text(encoding="utf-8").split("</section>", 1)[1]
 
 
-def test_missing_results_folder_cli(tmp_path: Path) -> None:
+def test_missing_results_folder_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folders = make_folders(tmp_path)
     missing = tmp_path / "no_such_results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "restore.cli", "compare", "--gt", str(folders["gt"]), str(folders["bicubic"]),
-         str(missing), "-o", str(tmp_path / "figs")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and str(missing) in proc.stderr and "not a folder" in proc.stderr
-    assert not (tmp_path / "figs").exists()
+    argv = ["compare", "--gt", str(folders["gt"]), str(folders["bicubic"]), str(missing), "-o", str(tmp_path / "o")]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and str(missing) in err and "not a folder" in err
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(
