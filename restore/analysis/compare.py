@@ -403,7 +403,10 @@ def _compare_one(
         gt, methods = _bgr(gt), {n: _bgr(m) for n, m in methods.items()}
     height, width = gt.shape[:2]
     if min(height, width) - 2 * crop_border < MIN_BOX:
-        result.skipped.append(f"{stem}: skipped, {width}x{height} is too small for --crop-border {crop_border}")
+        result.skipped.append(
+            f"{stem}: skipped, {width}x{height} (WxH) is smaller than {MIN_BOX}x{MIN_BOX} once --crop-border "
+            f"{crop_border} is removed"
+        )
         return None
     if box is None:
         side = box_size or default_box_size(height, width)
@@ -420,9 +423,11 @@ def _compare_one(
     figure_path = out_dir / f"{stem}.png"
     write_uint8(figure_path, make_figure(gt, methods, chosen, scores))
     images = {"GT": gt, **methods}
-    hrefs = {}
-    for label, img in images.items():
-        target = out_dir / "images" / stem / f"{_safe(label)}.png"
+    hrefs, used = {}, set()
+    for index, (label, img) in enumerate(images.items()):
+        file_name = _safe(label) if _safe(label).lower() not in used else f"{_safe(label)}-{index}"
+        used.add(file_name.lower())
+        target = out_dir / "images" / stem / f"{file_name}.png"
         write_uint8(target, img)
         hrefs[label] = relative_href(target, out_dir)
     result.figures[stem], result.scores[stem], result.boxes[stem] = figure_path, scores, chosen

@@ -14,6 +14,7 @@ from compare_data import make_folders
 from restore.analysis import compare as cmp
 from restore.analysis.compare import Box, auto_box, compare_folders, main, make_figure, match_results
 from restore.cli import main as cli_main
+from restore.metrics import calculate_psnr, calculate_ssim
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,6 +71,19 @@ def test_figure_holds_the_zoomed_crops() -> None:
         assert np.array_equal(figure[y : y + expected.shape[0], x : x + expected.shape[1]], expected)
     red = (figure[..., 2] == 255) & (figure[..., 0] == 0) & (figure[..., 1] == 0)
     assert red.sum() > 4 * 16  # the box drawn on the GT panel
+
+
+def test_metrics_are_those_of_restore_test() -> None:
+    rng = np.random.default_rng(2)
+    gt = rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)
+    noisy = np.clip(gt + rng.normal(0, 8, gt.shape), 0, 255).astype(np.uint8)
+    box = Box(3, 5, 20, 14)
+    (score,) = cmp._scores(gt, {"noisy": noisy}, box, 4, True)
+    options = {"crop_border": 4, "test_y_channel": True}
+    assert (score.psnr, score.ssim) == (calculate_psnr(noisy, gt, **options), calculate_ssim(noisy, gt, **options))
+    a, b = noisy[5:19, 3:23], gt[5:19, 3:23]
+    assert score.crop_psnr == calculate_psnr(a, b, 0, test_y_channel=True)
+    assert score.crop_ssim == calculate_ssim(a, b, 0, test_y_channel=True)
 
 
 def test_compare_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,6 +144,7 @@ def test_missing_results_folder_cli(tmp_path: Path, capsys: pytest.CaptureFixtur
         (["--names", "a"], "--names: 1 names for 2 result folders"),
         (["--box", "0,0,8,8"], "--box: width and height must be at least 11"),
         (["--names", "a", "GT"], "--names: names must be distinct and not 'GT'"),
+        (["--gt", "/nonexistent/gt"], "/nonexistent/gt: --gt is not a folder"),
     ],
 )
 def test_unusable_flags_exit_2(
