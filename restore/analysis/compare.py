@@ -18,7 +18,7 @@ import argparse
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -292,7 +292,7 @@ def compare_folders(
     box_size: int | None = None,
     crop_border: int = 0,
     y_channel: bool = False,
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> CompareResult:
     """Write a figure per matched image, the images the slider shows and ``index.html`` into ``out_dir``.
 
