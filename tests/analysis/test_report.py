@@ -110,7 +110,7 @@ def test_test_report_without_saved_images(tmp_path: Path) -> None:
 def browser() -> Iterator[Browser]:
     executable = find_chromium()
     if executable is None:
-        pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium; apt could not reach its mirror here)")
+        pytest.skip("no chromium on PATH: install Debian's chromium (.ci/run does so when apt can reach its mirror)")
     with Browser(executable) as chromium:
         yield chromium
 
