@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from restore.archs import dlgsanet, drct, drsformer, hat
+from restore.archs.discriminator import UNetDiscriminatorSN
 from restore.utils.registry import ARCH_REGISTRY
 
-__all__ = ["ARCH_REGISTRY", "build_network", "check_network_kwargs", "detect"]
+__all__ = ["ARCH_REGISTRY", "UNetDiscriminatorSN", "build_network", "check_network_kwargs", "detect"]
 
 #: Family name -> ``detect(state_dict) -> network_g | None``; tried in this order (most specific first).
 DETECTORS: dict[str, Callable[[Mapping[str, torch.Tensor]], dict[str, Any] | None]] = {
