@@ -32,6 +32,7 @@ from restore.data.degradations import (
     random_mixed_kernels,
     usm_sharp,
 )
+from restore.data.degradations.filtering import reflect_band_matrix
 
 COMPONENTS = COVERED["tests/data/test_degradations.py"]
 one_thread = one_thread_fixture()
@@ -174,6 +175,14 @@ def test_filter2d_per_sample_equals_one_by_one_and_casts_kernel() -> None:
     assert out.dtype == torch.float32
     for i in range(3):
         torch.testing.assert_close(out[i : i + 1], filter2D(img[i : i + 1], kernels[i : i + 1].float()))
+
+
+def test_band_matrix_filtering_equals_filter2d_with_the_outer_kernel() -> None:
+    torch.manual_seed(2)
+    taps_h, taps_w = torch.rand(9, dtype=torch.float64), torch.rand(9, dtype=torch.float64)
+    img = torch.rand(2, 3, 11, 17, dtype=torch.float64)
+    ours = reflect_band_matrix(11, taps_h) @ img @ reflect_band_matrix(17, taps_w).T
+    torch.testing.assert_close(ours, filter2D(img, torch.outer(taps_h, taps_w)[None]), rtol=1e-12, atol=1e-12)
 
 
 def test_usm_even_radius_is_next_odd_and_flat_image_unchanged() -> None:
