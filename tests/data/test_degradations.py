@@ -188,6 +188,8 @@ def test_band_matrix_filtering_equals_filter2d_with_the_outer_kernel() -> None:
 def test_usm_even_radius_is_next_odd_and_flat_image_unchanged() -> None:
     torch.testing.assert_close(USMSharp(50).kernel, USMSharp(51).kernel, rtol=0, atol=0)
     assert USMSharp(50).radius == 51 and USMSharp(7).kernel.shape == (1, 7, 7)
+    with pytest.raises(ValueError, match=r"USMSharp: image \(20, 40\) too small for a 51x51 kernel"):
+        USMSharp()(torch.rand(1, 3, 20, 40))
     flat = torch.full((1, 3, 32, 32), 0.3)
     torch.testing.assert_close(USMSharp(7)(flat), flat)
     np.testing.assert_allclose(usm_sharp(np.full((30, 30, 1), 0.3, np.float32), radius=7), 0.3, atol=1e-6)

@@ -169,6 +169,10 @@ def test_vgg_frozen_and_gradients_reach_the_input(vgg_file: Path) -> None:
     (percep + style).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0 and gt.grad is None
     assert PerceptualLoss({"conv1_1": 1.0}, perceptual_weight=0, vgg_weights=vgg_file)(x, gt) == (None, None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = loss(x, gt)
+    assert all(part.dtype == torch.float32 for part in low)
+    torch.testing.assert_close(low[0], percep, rtol=0.05, atol=0)
     # l2 criterion is the mean squared feature error
     l2 = PerceptualLoss({"conv1_1": 1.0}, criterion="l2", vgg_weights=vgg_file)
     feats = l2.vgg(x), l2.vgg(gt)

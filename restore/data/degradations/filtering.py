@@ -12,19 +12,19 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def _check_kernel(img: torch.Tensor, kernel: torch.Tensor) -> int:
+def _check_kernel(img: torch.Tensor, kernel: torch.Tensor, owner: str = "filter2D") -> int:
     if img.dim() != 4:
-        raise ValueError(f"filter2D: img must be (B, C, H, W), got shape {tuple(img.shape)}")
+        raise ValueError(f"{owner}: img must be (B, C, H, W), got shape {tuple(img.shape)}")
     if kernel.dim() != 3 or kernel.shape[-1] != kernel.shape[-2]:
-        raise ValueError(f"filter2D: kernel must be (B, k, k) or (1, k, k), got shape {tuple(kernel.shape)}")
+        raise ValueError(f"{owner}: kernel must be (B, k, k) or (1, k, k), got shape {tuple(kernel.shape)}")
     k = kernel.shape[-1]
     if k % 2 == 0:
-        raise ValueError(f"filter2D: kernel size must be odd, got {k}")
+        raise ValueError(f"{owner}: kernel size must be odd, got {k}")
     if kernel.shape[0] not in (1, img.shape[0]):
-        raise ValueError(f"filter2D: {kernel.shape[0]} kernels for a batch of {img.shape[0]} images (expected 1 or B)")
+        raise ValueError(f"{owner}: {kernel.shape[0]} kernels for a batch of {img.shape[0]} images (expected 1 or B)")
     if k // 2 >= min(img.shape[-2:]):
         raise ValueError(
-            f"filter2D: image {tuple(img.shape[-2:])} too small for a {k}x{k} kernel (H and W must exceed {k // 2})"
+            f"{owner}: image {tuple(img.shape[-2:])} too small for a {k}x{k} kernel (H and W must exceed {k // 2})"
         )
     return k
 
@@ -111,7 +111,7 @@ class USMSharp(nn.Module):
     def forward(self, img: torch.Tensor, weight: float = 0.5, threshold: float = 10) -> torch.Tensor:
         """Args: img (B, C, H, W) in [0, 1] with H, W > R // 2; weight: sharpening amount; threshold: in 0-255
         units. Returns the sharpened (B, C, H, W) image."""
-        _check_kernel(img, self.kernel)
+        _check_kernel(img, self.kernel, "USMSharp")
         blur = self._blur(img)
         residual = img - blur
         mask = (residual.abs() * 255 > threshold).to(img.dtype)
