@@ -152,9 +152,9 @@ def test_bad_weights_and_arguments(tmp_path: Path, vgg_file: Path) -> None:
         GANLoss("relativistic")
 
 
-def _save(tmp_path: Path, state: dict[str, torch.Tensor]) -> Path:
+def _save(tmp_path: Path, state: dict[str, torch.Tensor], legacy: bool = False) -> Path:
     path = tmp_path / "wrong.pth"
-    torch.save(state, path)
+    torch.save(state, path, _use_new_zipfile_serialization=not legacy)  # torchvision's VGG files are legacy
     return path
 
 
@@ -192,7 +192,7 @@ def test_vgg_variants_follow_torchvision_numbering(tmp_path: Path) -> None:
         "features.4.weight": torch.randn(128, 64, 3, 3),
         "features.4.bias": torch.zeros(128),
     }
-    path = _save(tmp_path, state)
+    path = _save(tmp_path, state, legacy=True)
     vgg = VGGFeatureExtractor(
         ["conv1_1", "bn1_1", "conv2_1"], vgg_type="vgg11_bn", use_input_norm=False, vgg_weights=path
     )
