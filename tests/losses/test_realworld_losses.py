@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 from realworld_fixtures import COVERED, INDEX, assert_matches, entries, load
 from torch_threads import one_thread_fixture
 
-from restore.archs import VGGFeatureExtractor
+from restore.archs import UNetDiscriminatorSN, VGGFeatureExtractor, build_network
 from restore.losses import LOSS_REGISTRY, GANLoss, L1Loss, PerceptualLoss, build_loss
 
 COMPONENTS = COVERED["tests/losses/test_realworld_losses.py"]
@@ -202,3 +203,22 @@ def test_vgg_variants_follow_torchvision_numbering(tmp_path: Path) -> None:
     torch.testing.assert_close(out["conv1_1"], conv)
     torch.testing.assert_close(out["bn1_1"], 2 * conv / math.sqrt(1 + 1e-5))
     assert out["conv2_1"].shape == (1, 128, 4, 4)
+
+
+@pytest.mark.parametrize(
+    "name", ["train_Real_HAT_GAN_SRx4_finetune_from_mse_model", "train_Real_DRCT_SRx4_finetune_from_mse_model"]
+)
+def test_official_gan_option_blocks_build(name: str, vgg_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+
+    opt = yaml.safe_load((Path(__file__).resolve().parents[2] / "options" / "train" / f"{name}.yml").read_text())
+    monkeypatch.setenv("RESTORE_VGG_WEIGHTS", str(vgg_file))
+    net_d = build_network(opt["network_d"])
+    assert isinstance(net_d, UNetDiscriminatorSN) and net_d.skip_connection
+    train = opt["train"]
+    pixel = build_loss(train["pixel_opt"], where="train.pixel_opt")
+    percep = build_loss(train["perceptual_opt"], where="train.perceptual_opt")
+    gan = build_loss(train["gan_opt"], where="train.gan_opt")
+    x, gt = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    values = pixel(x, gt), *percep(x, gt)
+    assert values[2] is None and all(torch.isfinite(v) for v in values[:2])
+    assert gan.gan_type == "vanilla" and torch.isfinite(gan(net_d(x), True, is_disc=False))
