@@ -209,7 +209,6 @@ def test_vgg_variants_follow_torchvision_numbering(tmp_path: Path) -> None:
     "name", ["train_Real_HAT_GAN_SRx4_finetune_from_mse_model", "train_Real_DRCT_SRx4_finetune_from_mse_model"]
 )
 def test_official_gan_option_blocks_build(name: str, vgg_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-
     opt = yaml.safe_load((Path(__file__).resolve().parents[2] / "options" / "train" / f"{name}.yml").read_text())
     monkeypatch.setenv("RESTORE_VGG_WEIGHTS", str(vgg_file))
     net_d = build_network(opt["network_d"])
