@@ -129,6 +129,14 @@ def test_random_mixed_kernels_type_frequencies_follow_kernel_prob() -> None:
     assert abs(iso - 0.8) < 0.04
 
 
+def test_basicsr_kernel_helpers_agree() -> None:
+    grid, xx, yy = deg.mesh_grid(9)
+    assert xx[0, 0] == -4 and xx[0, 8] == 4 and yy[8, 0] == 4  # x along columns, y along rows
+    unnormalised = deg.pdf2(deg.sigma_matrix2(2.0, 0.7, 0.4), grid)
+    expected = bivariate_Gaussian(9, 2.0, 0.7, 0.4, grid=grid, isotropic=False)
+    np.testing.assert_allclose(unnormalised / unnormalised.sum(), expected, rtol=1e-12)
+
+
 def test_kernel_errors_are_one_line() -> None:
     with pytest.raises(ValueError, match="unknown kernel type 'skew'"):
         random_mixed_kernels(["skew"], [1.0])
