@@ -380,6 +380,8 @@ def train(opt: dict[str, Any], dist: DistInfo, *, auto_resume: bool = False, opt
     logger.info(f"restore training: torch {torch.__version__}, {dist.world_size} process(es)")
     for note in notes:
         logger.warning(note)
+    for key in opt.get("skipped_datasets") or []:
+        logger.info(f"datasets.{key}: null, skipped")
     logger.info("options:\n" + yaml.safe_dump(opt, sort_keys=False))
     trainer = Trainer(opt, dist, logger, resume)
     trainer.run()
