@@ -479,10 +479,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.local_rank is not None:
         print("note: --local_rank is ignored; ranks come from torchrun's environment (LOCAL_RANK)", file=sys.stderr)
+    try:
+        set_threads()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     dist = dist_utils.init_distributed(args.launcher)
     try:
         with sigterm_as_interrupt():
-            set_threads()
             opt = load_train_options(args.opt, args.force_yml, args.debug)
             train(opt, dist, auto_resume=args.auto_resume, option_file=args.opt)
     except KeyboardInterrupt as err:
