@@ -60,6 +60,12 @@ def network_options_from_yaml(path: str | Path) -> dict[str, Any]:
     network = opt.get("network_g") if isinstance(opt, Mapping) else None
     if not isinstance(network, Mapping):
         raise ModelLoadError(f"{path}: no 'network_g' section (a mapping with 'type' and the network's arguments)")
+    from restore.archs import check_network_kwargs
+
+    try:  # names and types of the arguments, reported against this file
+        check_network_kwargs(network, where=f"{path}: network_g")
+    except (KeyError, TypeError) as err:
+        raise ModelLoadError(str(err.args[0] if err.args else err)) from None
     return dict(network)
 
 

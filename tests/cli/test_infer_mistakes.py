@@ -257,3 +257,10 @@ def test_ctrl_c_in_a_real_process_exits_130_in_one_line(images, weights, tmp_pat
     assert done.stderr.strip().splitlines() == [
         "restore infer: interrupted: 0 written, 3 left; rerun the same command to continue"
     ]
+
+
+def test_wrong_typed_network_g_in_opt_names_file_and_key(tmp_path, images, weights, capsys):
+    opt = tmp_path / "net.yml"
+    opt.write_text("network_g:\n  type: HAT\n  embed_dim: abc\n")
+    assert _main("-i", images, "-o", tmp_path / "out", "--weights", weights, "--opt", opt) == 2
+    assert _err_lines(capsys) == [f"restore infer: error: {opt}: network_g.embed_dim: expected int, got str 'abc'"]
