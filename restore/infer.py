@@ -168,11 +168,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "restore infer", task
     logging.basicConfig(level=logging.WARNING, format=f"{prog}: %(message)s")
     try:
         set_threads(args.threads)
-        device = check_device(args.device)  # before torchrun set-up and before anything is loaded
+        check_device(args.device)  # before torchrun set-up and before anything is loaded
     except ValueError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
-    del device
     progress = _Progress()
     try:
         with sigterm_as_interrupt():
