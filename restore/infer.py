@@ -218,11 +218,26 @@ def _run(args: argparse.Namespace, ranks: _Ranks, prog: str, task: str | None, p
     found = _scan(args, prog)
     if isinstance(found, int):
         return found
+    made = [p for p in (args.output, *args.output.parents) if not p.exists()]  # folders the probe creates
     try:
         probe_writable_folder(args.output)  # before hours of compute, not after
     except OSError as err:
         print(f"{prog}: error: -o {err}", file=sys.stderr)
-        return 2
+        status = 2
+    else:
+        status = _prepare_and_run(args, ranks, prog, task, progress, found)
+    if status == 2:  # nothing was written: leave no empty output folder behind either
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+    return status
+
+
+def _prepare_and_run(
+    args: argparse.Namespace, ranks: _Ranks, prog: str, task: str | None, progress: _Progress, found: list[Path]
+) -> int:
     if ranks.rank == 0:
         for stale in remove_stale_partials(args.output, args.recursive):
             print(f"{prog}: removed {stale}, left by an interrupted run", file=sys.stderr)

@@ -109,6 +109,7 @@ def test_read_only_output_fails_before_loading(tmp_path, images, monkeypatch, ca
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     assert _main("-i", images, "-o", out, "--weights", tmp_path / "absent.pth") == 2
     assert _err_lines(capsys) == [f"restore infer: error: -o {out}: cannot write there (Read-only file system)"]
+    assert not out.exists()
 
 
 def test_fp16_refused_once_before_the_loop(tmp_path, images, weights, capsys):
@@ -264,3 +265,10 @@ def test_wrong_typed_network_g_in_opt_names_file_and_key(tmp_path, images, weigh
     opt.write_text("network_g:\n  type: HAT\n  embed_dim: abc\n")
     assert _main("-i", images, "-o", tmp_path / "out", "--weights", weights, "--opt", opt) == 2
     assert _err_lines(capsys) == [f"restore infer: error: {opt}: network_g.embed_dim: expected int, got str 'abc'"]
+
+
+def test_unusable_weights_leave_no_output_folder(tmp_path, images, capsys):
+    out = tmp_path / "new" / "out"
+    assert _main("-i", images, "-o", out, "--weights", tmp_path / "absent.pth") == 2
+    assert _err_lines(capsys) == [f"restore infer: error: {tmp_path / 'absent.pth'}: checkpoint file not found"]
+    assert not (tmp_path / "new").exists()
