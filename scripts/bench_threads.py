@@ -7,9 +7,10 @@ alternating so that both see the same background load; the 1-minute load average
 * ``upscale``: two 160x160 upscales with the bundled x4 demo model.
 
 ``before`` = torch's and OpenCV's own defaults (one thread per core each); ``after`` = ``set_threads()`` (what
-every ``restore`` command now does). Usage::
+every ``restore`` command now does); ``opencv1`` = the defaults except one OpenCV thread (tells which pool matters).
+Usage::
 
-    python scripts/bench_threads.py [--repeats 2] [--workloads train upscale]
+    python scripts/bench_threads.py [--repeats 2] [--workloads train upscale] [--modes before after opencv1]
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ import torch
 if mode == "after":
     from restore.utils.threads import set_threads
     set_threads()
+elif mode == "opencv1":
+    import cv2
+    cv2.setNumThreads(1)
 threads = torch.get_num_threads()
 if workload == "upscale":
     from restore.assets import DEFAULT_OPTIONS, DEFAULT_WEIGHTS
@@ -98,19 +102,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workloads", nargs="+", default=["train", "upscale"], choices=["train", "upscale"])
+    parser.add_argument("--modes", nargs="+", default=["before", "after"], choices=["before", "after", "opencv1"])
     args = parser.parse_args()
     print(f"usable cores: {len(os.sched_getaffinity(0))}; started {time.strftime('%H:%M:%S')}")
     for workload in args.workloads:
-        times: dict[str, list[float]] = {"before": [], "after": []}
+        times: dict[str, list[float]] = {mode: [] for mode in args.modes}
         for _ in range(args.repeats):
-            for mode in ("before", "after"):
+            for mode in args.modes:
                 seconds, threads, load_in, load_out = _run(mode, workload)
                 times[mode].append(seconds)
                 print(
                     f"{workload:8s} {mode:6s} threads={threads} {seconds:7.2f} s   load {load_in:.2f} -> {load_out:.2f}"
                 )
-        ratio = statistics.median(times["before"]) / statistics.median(times["after"])
-        print(f"{workload:8s} median before/after: {ratio:.2f}x")
+        base = statistics.median(times[args.modes[0]])
+        for mode in args.modes[1:]:
+            print(f"{workload:8s} median {args.modes[0]}/{mode}: {base / statistics.median(times[mode]):.2f}x")
 
 
 if __name__ == "__main__":
