@@ -218,6 +218,7 @@ def _run(args: argparse.Namespace, ranks: _Ranks, prog: str, task: str | None, p
     found = _scan(args, prog)
     if isinstance(found, int):
         return found
+    progress.left = len(found)  # until the jobs of this rank are known
     made = [p for p in (args.output, *args.output.parents) if not p.exists()]  # folders the probe creates
     try:
         probe_writable_folder(args.output)  # before hours of compute, not after
