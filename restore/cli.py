@@ -57,8 +57,22 @@ def _infer(task: str | None) -> Callable[[list[str], str], int]:
     return run
 
 
+def _set_threads(prog: str) -> bool:
+    """Default CPU thread pools for the command (``RESTORE_THREADS``; see ``restore.utils.threads``)."""
+    from restore.utils.threads import set_threads
+
+    try:
+        set_threads()
+    except ValueError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return False
+    return True
+
+
 def _delegate(module: str) -> Callable[[list[str], str], int]:
     def run(argv: list[str], prog: str) -> int:
+        if not _set_threads(prog):
+            return 2
         try:
             entry = importlib.import_module(module).main
         except (ImportError, AttributeError) as err:
@@ -74,14 +88,15 @@ def _info(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(prog=prog, description="Show what a checkpoint holds.")
     parser.add_argument("weights", help="checkpoint (.pth/.pt/.safetensors)")
     parser.add_argument("--opt", help="YAML whose network_g builds the network (default: detect)")
-    parser.add_argument("--param-key", default="params_ema", help="checkpoint key to load (falls back to params)")
+    parser.add_argument("--param-key", default=None, help="checkpoint entry (default: params_ema, else params)")
     args = parser.parse_args(argv)
     from restore.engine.forward import network_spec
     from restore.engine.loading import ModelLoadError, load_model, network_options_from_yaml, task_of
 
     try:
         network_g = network_options_from_yaml(args.opt) if args.opt else None
-        model = load_model(args.weights, network_g, param_key=args.param_key)
+        param_key = args.param_key or "params_ema"
+        model = load_model(args.weights, network_g, param_key=param_key, require_key=args.param_key is not None)
     except ModelLoadError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

@@ -294,6 +294,8 @@ def _run(
     opt: dict[str, Any], net: nn.Module | None, device: str | torch.device | None, root: Path, log: _Log
 ) -> list[DatasetResult]:
     specs = metric_specs(opt)
+    for key in opt.get("skipped_datasets") or []:
+        log(f"datasets.{key}: null, skipped")
     datasets = build_datasets(opt)
     run_device = choose_device(opt, None if device is None else str(device))
     if net is None:

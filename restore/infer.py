@@ -2,12 +2,15 @@
 
     python restore/infer.py -i INPUT -o OUTDIR --weights FILE [--opt network.yml] [--tile N|auto]
         [--tile-overlap N] [--precision fp32|bf16|fp16] [--device cpu|cuda|cuda:1] [--suffix S]
-        [--ext png|same] [--recursive] [--overwrite]
+        [--ext png|same] [--recursive] [--overwrite] [--threads N]
 
 INPUT is an image file or a folder. Without ``--opt`` the architecture is detected from the weights. Several
 GPUs: ``torchrun --nproc_per_node=N restore/infer.py ...`` gives each rank every N-th file and one device.
-Exit status: 0 all written or skipped, 1 some files failed (one stderr line each), 2 unusable arguments,
-weights or options.
+The device, the output folder and the precision are checked before the network is loaded or any file is read.
+Files that this command would write (same ``--suffix`` and ``--ext``) are not taken as inputs when ``-o`` is,
+or lies inside, ``-i``; temporary files of a killed run are removed from ``-o``.
+Exit status: 0 all written or skipped, 1 some files failed (one stderr line each) or an input folder holds no
+image, 2 unusable arguments, weights or options, 130 interrupted (Ctrl-C or SIGTERM; rerun to continue).
 """
 
 from __future__ import annotations
@@ -32,11 +35,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from restore.data.image_io import DEFAULT_MAX_PIXELS
-from restore.engine.folder import FileJob, list_images, plan_jobs, restore_file, shard
-from restore.engine.forward import PRECISIONS
+from restore.data.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
+from restore.engine.folder import FileJob, drop_own_outputs, plan_jobs, restore_file, scan_images, shard
+from restore.engine.forward import PRECISIONS, check_precision, network_spec
 from restore.engine.inference import VARIANTS
-from restore.engine.loading import ModelLoadError, default_device, load_model, network_options_from_yaml, task_of
+from restore.engine.loading import ModelLoadError, check_device, load_model, network_options_from_yaml, task_of
+from restore.utils.files import probe_writable_folder, remove_stale_partials
+from restore.utils.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
+from restore.utils.threads import THREADS_ENV, set_threads
 
 __all__ = ["build_parser", "main"]
 
@@ -59,27 +65,52 @@ def _tile(value: str) -> int | str:
     return tile
 
 
+def _at_least(minimum: int) -> type:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value!r}")
+        return number
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse  # type: ignore[return-value]
+
+
+def _suffix(value: str) -> str:
+    if "/" in value or "\\" in value or (os.altsep and os.altsep in value) or value in (".", ".."):
+        raise argparse.ArgumentTypeError(f"must not contain a path separator (outputs stay inside -o), got {value!r}")
+    return value
+
+
 def build_parser(prog: str = "restore infer", description: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.split("\n\n")[0])
     parser.add_argument("-i", "--input", required=True, type=Path, help="image file or folder")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument("--weights", required=True, type=Path, help="checkpoint (.pth/.pt/.safetensors)")
     parser.add_argument("--opt", type=Path, help="YAML whose network_g builds the network (default: detect)")
-    parser.add_argument("--param-key", default="params_ema", help="checkpoint key to load (falls back to params)")
+    parser.add_argument("--param-key", default=None,
+                        help="checkpoint entry (default: params_ema, else params); a named one must exist")  # fmt: skip
     parser.add_argument("--tile", type=_tile, default=None, help="tile size in input pixels, or 'auto' (default: none)")
-    parser.add_argument("--tile-overlap", type=int, default=32, help="context pixels around each tile (default 32)")
-    parser.add_argument("--tile-batch-size", type=int, default=1, help="tiles per forward pass (default 1)")
+    parser.add_argument("--tile-overlap", type=_at_least(0), default=32,
+                        help="context pixels around each tile (default 32)")  # fmt: skip
+    parser.add_argument("--tile-batch-size", type=_at_least(1), default=1, help="tiles per forward pass (default 1)")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="model_class",
                         help="official test-time path to follow (default model_class)")  # fmt: skip
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default), bf16 or fp16")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available; per rank under torchrun)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
-    parser.add_argument("--suffix", default="", help="appended to output file names (e.g. _x4)")
+    parser.add_argument("--suffix", type=_suffix, default="", help="appended to output file names (e.g. _x4)")
     parser.add_argument("--ext", choices=("png", "same"), default="png", help="output format (default png)")
     parser.add_argument("--recursive", action="store_true", help="also process sub-folders (mirrored)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger input images")
+    parser.add_argument("--max-pixels", type=_at_least(1), default=DEFAULT_MAX_PIXELS,
+                        help="refuse larger input images")  # fmt: skip
+    parser.add_argument("--threads", type=_at_least(1), default=None,
+                        help=f"CPU threads for torch and OpenCV (default: ${THREADS_ENV}, else cores - 1)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -95,7 +126,7 @@ class _Ranks:
             torch.distributed.init_process_group("gloo")  # only small counters travel between ranks
 
     def device(self, requested: str | None) -> torch.device:
-        device = torch.device(requested) if requested else default_device()
+        device = check_device(requested)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", self.local_rank if self.world > 1 else torch.cuda.current_device())
         return device
@@ -135,19 +166,88 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "restore infer", task
     """Parse ``argv`` and restore the files; returns the exit status (see the module docstring)."""
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"{prog}: %(message)s")
-    ranks = _Ranks()
     try:
-        return _run(args, ranks, prog, task)
-    finally:
-        ranks.close()
+        set_threads(args.threads)
+        check_device(args.device)  # before torchrun set-up and before anything is loaded
+    except ValueError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    progress = _Progress()
+    try:
+        with sigterm_as_interrupt():
+            ranks = _Ranks()
+            try:
+                return _run(args, ranks, prog, task, progress)
+            finally:
+                ranks.close()
+    except KeyboardInterrupt:
+        print(
+            f"{prog}: interrupted: {progress.written} written, {progress.left} left; "
+            "rerun the same command to continue",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
 
 
-def _run(args: argparse.Namespace, ranks: _Ranks, prog: str, task: str | None) -> int:
+class _Progress:
+    """Counts for the interruption line: files written so far and files of this rank not yet done."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.left = 0
+
+
+def _scan(args: argparse.Namespace, prog: str) -> list[Path] | int:
+    """Input files, or an exit status (1: an input folder without images, 2: no such input)."""
+    try:
+        scan = scan_images(args.input, args.recursive, exclude=args.output)
+    except FileNotFoundError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    for link in scan.dangling:
+        print(f"{link}: dangling symbolic link (points to {link.readlink()}), skipped", file=sys.stderr)
+    if not scan.files and not scan.dangling:
+        where = " or its sub-folders" if args.recursive else " (use --recursive for sub-folders)"
+        kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+        print(f"{prog}: error: {args.input}: no image files{where}; looked for {kinds}", file=sys.stderr)
+        return 1
+    return scan.files + scan.dangling
+
+
+def _run(args: argparse.Namespace, ranks: _Ranks, prog: str, task: str | None, progress: _Progress) -> int:
+    found = _scan(args, prog)
+    if isinstance(found, int):
+        return found
+    progress.left = len(found)  # until the jobs of this rank are known
+    made = [p for p in (args.output, *args.output.parents) if not p.exists()]  # folders the probe creates
+    try:
+        probe_writable_folder(args.output)  # before hours of compute, not after
+    except OSError as err:
+        print(f"{prog}: error: -o {err}", file=sys.stderr)
+        status = 2
+    else:
+        status = _prepare_and_run(args, ranks, prog, task, progress, found)
+    if status == 2:  # nothing was written: leave no empty output folder behind either
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+    return status
+
+
+def _prepare_and_run(
+    args: argparse.Namespace, ranks: _Ranks, prog: str, task: str | None, progress: _Progress, found: list[Path]
+) -> int:
+    if ranks.rank == 0:
+        for stale in remove_stale_partials(args.output, args.recursive):
+            print(f"{prog}: removed {stale}, left by an interrupted run", file=sys.stderr)
+    device = ranks.device(args.device)
     try:
         network_g = network_options_from_yaml(args.opt) if args.opt else None
-        model = load_model(args.weights, network_g, param_key=args.param_key)
-        files = list_images(args.input, args.recursive)
-    except (ModelLoadError, FileNotFoundError) as err:
+        param_key = args.param_key or "params_ema"
+        model = load_model(args.weights, network_g, param_key=param_key, require_key=args.param_key is not None)
+    except ModelLoadError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     if task is not None:
@@ -155,7 +255,11 @@ def _run(args: argparse.Namespace, ranks: _Ranks, prog: str, task: str | None) -
         if not fits(model.net):
             print(f"{prog}: error: {args.weights} ({model.network_g['type']}) {why}", file=sys.stderr)
             return 2
-    device = ranks.device(args.device)
+    try:
+        check_precision(args.precision, network_spec(model.net), model.net)
+    except ValueError as err:
+        print(f"{prog}: error: --{err}", file=sys.stderr)
+        return 2
     net = model.net.to(device)
     options = dict(
         VARIANTS[args.variant],
@@ -168,30 +272,41 @@ def _run(args: argparse.Namespace, ranks: _Ranks, prog: str, task: str | None) -
         compile=args.compile,
         progress=False if args.no_progress else None,
     )
-    jobs = plan_jobs(files, args.input, args.output, args.suffix, args.ext)
-    conflicts = _conflicts(jobs)
+    jobs, own_outputs = drop_own_outputs(plan_jobs(found, args.input, args.output, args.suffix, args.ext))
+    if own_outputs and ranks.rank == 0:
+        print(
+            f"{prog}: {len(own_outputs)} file(s) such as {own_outputs[0]} are outputs of this command "
+            f"(suffix {args.suffix!r}, --ext {args.ext}); not taken as inputs",
+            file=sys.stderr,
+        )
+    dangling = {path for path in found if not path.exists()}
+    conflicts = _conflicts([job for job in jobs if job.source not in dangling])
     counts: Counter = Counter()
     start = time.perf_counter()
     mine = shard(jobs, ranks.rank, ranks.world)
+    progress.left = len(mine)
     bar = tqdm(mine, desc=prog, unit="img", disable=True if args.no_progress else None, position=ranks.rank)
     for job in bar:
-        if job.source in conflicts:
+        if job.source in dangling:
+            counts["failed"] += 1
+        elif job.source in conflicts:
             tqdm.write(conflicts[job.source], file=sys.stderr)
             counts["failed"] += 1
-            continue
-        if job.target.exists() and not args.overwrite:
+        elif job.target.exists() and not args.overwrite:
             tqdm.write(f"{job.target}: exists, skipped (use --overwrite to replace)", file=sys.stderr)
             counts["skipped"] += 1
-            continue
-        try:
-            restore_file(net, job, options, args.max_pixels)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as err:  # one bad file must not stop the folder: report it in one line and go on
-            tqdm.write(_reason(err, job.source), file=sys.stderr)
-            counts["failed"] += 1
         else:
-            counts["written"] += 1
+            try:
+                restore_file(net, job, options, args.max_pixels)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as err:  # one bad file must not stop the folder: report it in one line and go on
+                tqdm.write(_reason(err, job.source), file=sys.stderr)
+                counts["failed"] += 1
+            else:
+                counts["written"] += 1
+                progress.written += 1
+        progress.left -= 1
     counts = ranks.total(counts)
     if ranks.rank == 0:
         seconds = time.perf_counter() - start

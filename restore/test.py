@@ -13,4 +13,7 @@ if __name__ == "__main__" and not __package__:
 from restore.evaluate import main
 
 if __name__ == "__main__":
+    from restore.utils.threads import set_threads
+
+    set_threads()  # RESTORE_THREADS or the default for this machine (see restore.utils.threads)
     sys.exit(main())

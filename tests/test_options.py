@@ -109,7 +109,8 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_full_basicsr_train_file_loads(train_yml):
+def test_full_basicsr_train_file_loads(train_yml, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     opt = load_options(train_yml, is_train=True)
     assert opt["val"]["val_freq"] == 5000 and isinstance(opt["val"]["val_freq"], int)
     assert opt["logger"]["save_checkpoint_freq"] == 5000
@@ -118,14 +119,62 @@ def test_full_basicsr_train_file_loads(train_yml):
     assert opt["datasets"]["train"]["phase"] == "train" and opt["datasets"]["val_1"]["phase"] == "val"
     assert opt["datasets"]["train"]["scale"] == 4
     assert opt["path"]["param_key_g"] == "params_ema"  # default filled
-    assert opt["path"]["models"] == str(REPO_ROOT / "experiments" / "demo_train" / "models")
+    assert opt["path"]["models"] == str(tmp_path.resolve() / "experiments" / "demo_train" / "models")
 
 
-def test_relative_paths_resolve_against_repository_root(train_yml):
+def test_relative_paths_resolve_against_the_current_directory(train_yml, tmp_path, monkeypatch):
+    work = tmp_path / "my_project"
+    work.mkdir()
+    monkeypatch.chdir(work)
     opt = load_options(train_yml)
-    assert opt["datasets"]["train"]["dataroot_gt"] == str(REPO_ROOT / "datasets/DF2K/DF2K_HR_sub")
-    assert opt["datasets"]["val_1"]["dataroot_lq"] == str(REPO_ROOT / "datasets/Set5/LRbicx4")
-    assert opt["path"]["results_root"] == str(REPO_ROOT / "results" / "demo_train")
+    here = work.resolve()
+    assert opt["datasets"]["train"]["dataroot_gt"] == str(here / "datasets/DF2K/DF2K_HR_sub")
+    assert opt["datasets"]["val_1"]["dataroot_lq"] == str(here / "datasets/Set5/LRbicx4")
+    assert opt["path"]["results_root"] == str(here / "results" / "demo_train")
+    assert REPO_ROOT not in Path(opt["path"]["results_root"]).parents
+
+
+def test_official_option_files_resolve_inside_the_checkout_from_the_repository_root(monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    opt = load_options(REPO_ROOT / "options/test/HAT_SRx4.yml")
+    assert opt["path"]["results_root"] == str(REPO_ROOT / "results" / opt["name"])
+    for dataset in opt["datasets"].values():
+        assert Path(dataset["dataroot_gt"]).is_relative_to(REPO_ROOT)
+
+
+def test_null_dataset_is_skipped_and_listed(train_yml, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    opt = load_options(train_yml, force_yml=["datasets:val_1=~"])
+    assert "val_1" not in opt["datasets"] and "train" in opt["datasets"]
+    assert opt["skipped_datasets"] == ["val_1"]
+    text = Path(train_yml).read_text().replace("  val_1:\n", "  val_2: ~\n  val_1:\n", 1)
+    (tmp_path / "null.yml").write_text(text)
+    opt = load_options(tmp_path / "null.yml")
+    assert opt["skipped_datasets"] == ["val_2"] and set(opt["datasets"]) == {"train", "val_1"}
+    assert "skipped_datasets" not in load_options(train_yml)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("network_g:embed_dim=abc", "network_g.embed_dim: expected int, got str 'abc'"),
+        ("network_g:embed_dim=180.5", "network_g.embed_dim: expected int, got float 180.5"),
+        ("network_g:depths=[6, '6']", "network_g.depths: expected a list of int, got list [6, '6']"),
+    ],
+)
+def test_network_g_value_types_are_checked_against_the_constructor(train_yml, override, expected):
+    with pytest.raises(OptionsError) as err:
+        load_options(train_yml, force_yml=[override])
+    message = str(err.value)
+    assert expected in message and "\n" not in message
+    assert message.startswith(str(train_yml)) and f"(set by --force_yml {override})" in message
+
+
+def test_network_g_string_where_an_int_belongs_in_the_file(tmp_path):
+    path = tmp_path / "o.yml"
+    path.write_text("name: x\nnetwork_g:\n  type: DLGSANet\n  dim: forty-eight\n  groups: '2'\n")
+    with pytest.raises(OptionsError, match=r"network_g\.dim: expected int, got str 'forty-eight'$"):
+        load_options(path)
 
 
 def test_absolute_paths_are_kept(train_yml, tmp_path):

@@ -7,7 +7,10 @@ file fails loudly instead of silently vanishing from the registry.
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
+import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -42,7 +45,8 @@ def check_network_kwargs(opt: Mapping[str, Any], where: str = "network_g") -> ty
 
     Raises:
         KeyError: ``type`` missing or not registered (the message lists registered names).
-        TypeError: a key that the constructor does not take (named with the closest valid key).
+        TypeError: a key that the constructor does not take (named with the closest valid key), or a value
+            whose type does not fit the constructor's annotation (``network_g.dim: expected int, got str 'abc'``).
     """
     import difflib
 
@@ -56,7 +60,64 @@ def check_network_kwargs(opt: Mapping[str, Any], where: str = "network_g") -> ty
             close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"{where}.{key}: {opt['type']} takes no argument {key!r}{hint}")
+    hints = _annotations(cls)
+    for key, value in opt.items():
+        if key != "type" and key in hints and not _fits(value, hints[key]):
+            raise TypeError(
+                f"{where}.{key}: expected {_describe(hints[key])}, got {type(value).__name__} {value!r}"
+            )
     return cls
+
+
+def _annotations(cls: type) -> dict[str, Any]:
+    """The constructor's resolved annotations ({} when they cannot be resolved: nothing is checked then)."""
+    try:
+        return typing.get_type_hints(cls.__init__)
+    except Exception:  # an annotation naming something unimportable must not block building the network
+        return {}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether an option value (as read from YAML) suits an annotation; unknown annotations accept anything."""
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (collections.abc.Sequence, list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        if origin is tuple and len(args) > 1 and Ellipsis not in typing.get_args(hint):
+            return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+        return not args or all(_fits(v, args[0]) for v in value)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    if hint is type(None):
+        return "null"
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in typing.get_args(hint))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    if origin in (collections.abc.Sequence, list, tuple):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return f"a list of {_describe(args[0])}" if args else "a list"
+    return getattr(hint, "__name__", str(hint))
 
 
 def build_network(opt: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor] | None = None) -> nn.Module:

@@ -194,10 +194,13 @@ def write_image(
         bit_depth: 8 or 16 (16 only for PNG and TIFF).
 
     Raises:
-        ValueError: bad shapes, a bit depth or alpha channel the format cannot store, or an encoder failure.
+        ValueError: a suffix that is not an image format of ``IMAGE_SUFFIXES``, bad shapes, a bit depth or
+            alpha channel the format cannot store, or an encoder failure.
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix and suffix not in IMAGE_SUFFIXES:  # no suffix: PNG
+        raise ValueError(f"{path}: unsupported output format {suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
     if bit_depth not in (8, 16):
         raise ValueError(f"{path}: bit_depth must be 8 or 16, got {bit_depth}")
     if bit_depth == 16 and suffix in _EIGHT_BIT_ONLY:

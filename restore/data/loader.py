@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 import restore.data.datasets  # noqa: F401 - registers the datasets
 from restore.data.sampler import TrainSampler
 from restore.utils.registry import DATASET_REGISTRY
+from restore.utils.threads import worker_threads
 
 __all__ = ["CPUPrefetcher", "CUDAPrefetcher", "build_dataset", "build_train_loader", "build_val_loader", "prefetch"]
 
@@ -68,13 +69,17 @@ def build_train_loader(
         pin_memory=bool(opt.get("pin_memory", False)),
         persistent_workers=False,
         generator=generator,
+        worker_init_fn=worker_threads if workers else None,
     )
     return loader, sampler
 
 
 def build_val_loader(dataset: Dataset, opt: Mapping[str, Any]) -> DataLoader:
     """Whole images, one per batch, in order; ``num_worker_per_gpu`` workers (default 0)."""
-    return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=int(opt.get("num_worker_per_gpu") or 0))
+    workers = int(opt.get("num_worker_per_gpu") or 0)
+    return DataLoader(
+        dataset, batch_size=1, shuffle=False, num_workers=workers, worker_init_fn=worker_threads if workers else None
+    )
 
 
 class CPUPrefetcher:

@@ -18,8 +18,18 @@ from torch import nn
 
 from restore.data.image_io import IMAGE_SUFFIXES, read_image, resize_alpha, write_image
 from restore.engine.inference import infer
+from restore.utils.files import is_partial_file
 
-__all__ = ["FileJob", "list_images", "plan_jobs", "restore_file", "shard"]
+__all__ = [
+    "FileJob",
+    "ImageScan",
+    "drop_own_outputs",
+    "list_images",
+    "plan_jobs",
+    "restore_file",
+    "scan_images",
+    "shard",
+]
 
 _SIXTEEN_BIT_SUFFIXES = {".png", ".tif", ".tiff"}
 
@@ -32,19 +42,52 @@ class FileJob:
     target: Path
 
 
-def list_images(source: Path, recursive: bool = False) -> list[Path]:
+@dataclass
+class ImageScan:
+    """What a folder scan found: image files to process, and image names that are dangling symbolic links."""
+
+    files: list[Path]
+    dangling: list[Path]
+
+
+def scan_images(source: Path, recursive: bool = False, exclude: Path | None = None) -> ImageScan:
     """Image files to process, sorted: ``source`` itself if it is a file, else the image files of the folder.
 
     A folder is scanned by suffix (``IMAGE_SUFFIXES``, case-insensitive); a file given directly is taken as is,
-    so that a misnamed or broken file is reported rather than silently ignored.
+    so that a misnamed or broken file is reported rather than silently ignored. Temporary files of unfinished
+    writes (``restore.utils.files.is_partial_file``) and everything under ``exclude`` (an output folder inside
+    ``source``) are skipped; image names that are symbolic links to nothing are returned in ``dangling``.
     """
     if source.is_file():
-        return [source]
+        return ImageScan([source], [])
     if not source.is_dir():
+        if source.is_symlink():
+            raise FileNotFoundError(f"{source}: dangling symbolic link (points to {source.readlink()})")
         raise FileNotFoundError(f"{source}: no such file or folder")
     pattern = "**/*" if recursive else "*"
-    found = [p for p in source.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(found, key=lambda p: p.relative_to(source).as_posix())
+    skip = exclude.resolve() if exclude is not None and recursive else None
+    if skip == source.resolve():
+        skip = None
+    found, dangling = [], []
+    for path in source.glob(pattern):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or is_partial_file(path):
+            continue
+        if skip is not None and skip in path.resolve().parents:
+            continue
+        if path.is_file():
+            found.append(path)
+        elif path.is_symlink() and not path.exists():
+            dangling.append(path)
+
+    def order(path: Path) -> str:
+        return path.relative_to(source).as_posix()
+
+    return ImageScan(sorted(found, key=order), sorted(dangling, key=order))
+
+
+def list_images(source: Path, recursive: bool = False) -> list[Path]:
+    """The image files of :func:`scan_images` (dangling links left out)."""
+    return scan_images(source, recursive).files
 
 
 def plan_jobs(
@@ -57,6 +100,26 @@ def plan_jobs(
         new_suffix = path.suffix if ext == "same" else f".{ext}"
         jobs.append(FileJob(path, outdir / relative.parent / f"{relative.stem}{suffix}{new_suffix}"))
     return jobs
+
+
+def drop_own_outputs(jobs: Sequence[FileJob]) -> tuple[list[FileJob], list[Path]]:
+    """Split off inputs that are outputs of this same command: files that another input's job would write.
+
+    With ``-o`` equal to ``-i`` (or ``-o`` inside ``-i``), results of an earlier run (``a_x4.png`` next to ``a.png``,
+    ``b.png`` made from ``b.jpg``) would otherwise be restored again. Returns ``(jobs to run, skipped sources)``.
+    """
+    written_by: dict[Path, Path] = {}
+    for job in jobs:
+        written_by.setdefault(job.target.resolve(), job.source.resolve())
+    keep, dropped = [], []
+    for job in jobs:
+        source = job.source.resolve()
+        maker = written_by.get(source)
+        if maker is not None and maker != source:
+            dropped.append(job.source)
+        else:
+            keep.append(job)
+    return keep, dropped
 
 
 def shard(items: Sequence[Any], rank: int, world_size: int) -> list[Any]:

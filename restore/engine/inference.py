@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Literal
 
@@ -54,6 +55,43 @@ def _eval_mode(net: nn.Module) -> Iterator[None]:
         yield
     finally:
         net.train(was_training)
+
+
+#: A float input whose maximum exceeds this is taken for 0-255 data (warned about once per process).
+RANGE_WARNING_THRESHOLD = 2.0
+_range_warned = False
+
+
+def _input_channels(net: nn.Module) -> int | None:
+    """Channels the network takes: its first convolution's ``in_channels`` (None when it has no convolution)."""
+    first = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    return None if first is None else int(first.in_channels)
+
+
+def _check_input(net: nn.Module, lq: object) -> None:
+    """Reject inputs that would fail deep inside the network (or give garbage) with a message saying what fits."""
+    global _range_warned
+    if not isinstance(lq, Tensor):
+        hint = " (convert with torch.from_numpy(img).permute(2, 0, 1)[None])" if hasattr(lq, "__array__") else ""
+        raise TypeError(f"lq must be a torch.Tensor (B, C, H, W) float in [0, 1], got {type(lq).__name__}{hint}")
+    if lq.dim() != 4 or not lq.is_floating_point():
+        raise ValueError(f"lq must be a float (B, C, H, W) tensor, got {lq.dtype} of shape {tuple(lq.shape)}")
+    if 0 in lq.shape:
+        raise ValueError(f"lq is empty: shape {tuple(lq.shape)}; expected B, C, H and W >= 1")
+    channels = _input_channels(net)
+    if channels is not None and lq.shape[1] != channels:
+        raise ValueError(
+            f"lq has {lq.shape[1]} channel(s), {type(net).__name__} takes {channels}; "
+            "drop alpha (lq[:, :3]) or repeat gray (lq.expand(-1, 3, -1, -1))"
+        )
+    if not _range_warned and float(lq.detach().amax()) > RANGE_WARNING_THRESHOLD:
+        _range_warned = True
+        warnings.warn(
+            f"lq values reach {float(lq.detach().amax()):.4g}; the networks expect [0, 1] "
+            "(divide 8-bit data by 255); this warning is shown once",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _resolve_device(net: nn.Module, device: str | torch.device | None) -> torch.device:
@@ -251,9 +289,13 @@ def infer(
 
     Returns:
         ``(B, C, H * scale, W * scale)`` float32 on ``lq.device``.
+
+    Raises:
+        TypeError: ``lq`` is not a tensor (a numpy array, say). ValueError: wrong rank or dtype, an empty
+            dimension, or a channel count the network does not take. A float input above 1 by far (0-255 data)
+            is warned about once.
     """
-    if lq.dim() != 4 or not lq.is_floating_point():
-        raise ValueError(f"lq must be a float (B, C, H, W) tensor, got {lq.dtype} of shape {tuple(lq.shape)}")
+    _check_input(net, lq)
     if padding not in PADDING_MODES:
         raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
     if blend not in BLEND_MODES:

@@ -11,7 +11,15 @@ import torch
 import yaml
 from torch import nn
 
-__all__ = ["LoadedModel", "ModelLoadError", "default_device", "load_model", "network_options_from_yaml", "task_of"]
+__all__ = [
+    "LoadedModel",
+    "ModelLoadError",
+    "check_device",
+    "default_device",
+    "load_model",
+    "network_options_from_yaml",
+    "task_of",
+]
 
 
 class ModelLoadError(ValueError):
@@ -52,22 +60,43 @@ def network_options_from_yaml(path: str | Path) -> dict[str, Any]:
     network = opt.get("network_g") if isinstance(opt, Mapping) else None
     if not isinstance(network, Mapping):
         raise ModelLoadError(f"{path}: no 'network_g' section (a mapping with 'type' and the network's arguments)")
+    from restore.archs import check_network_kwargs
+
+    try:  # names and types of the arguments, reported against this file
+        check_network_kwargs(network, where=f"{path}: network_g")
+    except (KeyError, TypeError) as err:
+        raise ModelLoadError(str(err.args[0] if err.args else err)) from None
     return dict(network)
 
 
 def load_model(
-    weights: str | Path, network_g: Mapping[str, Any] | None = None, param_key: str | None = "params_ema"
+    weights: str | Path,
+    network_g: Mapping[str, Any] | None = None,
+    param_key: str | None = "params_ema",
+    *,
+    require_key: bool = False,
 ) -> LoadedModel:
     """Build the network (from ``network_g`` or detected from the weights) and load the weights strictly.
+
+    Args:
+        param_key: the checkpoint entry to load; ``params_ema`` falls back to ``params`` (BasicSR).
+        require_key: the caller named ``param_key`` explicitly: a checkpoint without it is an error, not a fallback.
 
     Raises:
         ModelLoadError: unreadable weights, unknown architecture, bad ``network_g`` or keys/shapes that do not fit.
     """
     from restore.archs import build_network, detect
-    from restore.checkpoint import load_network, load_state_dict
+    from restore.checkpoint import canonicalize, load_network, read_checkpoint
 
     try:
-        state = load_state_dict(weights, param_key)
+        raw = read_checkpoint(weights)
+        if require_key and param_key and not (isinstance(raw, Mapping) and isinstance(raw.get(param_key), Mapping)):
+            held = [str(k) for k, v in raw.items() if isinstance(v, Mapping)] if isinstance(raw, Mapping) else []
+            what = f"its entries are {', '.join(held)}" if held else "it holds a bare state dict"
+            raise ModelLoadError(f"{weights}: no {param_key!r} entry ({what}); check --param-key")
+        state = canonicalize(raw, param_key, source=str(weights))
+    except ModelLoadError:
+        raise
     except ValueError as err:  # CheckpointError: already "<file>: <reason>"
         raise ModelLoadError(str(err)) from None
     detected = network_g is None
@@ -78,8 +107,8 @@ def load_model(
     try:
         net = build_network(opt, state_dict=state)
     except (KeyError, TypeError, ValueError) as err:
-        message = err.args[0] if err.args else str(err)
-        raise ModelLoadError(f"network_g: {message}") from None
+        message = str(err.args[0] if err.args else err)
+        raise ModelLoadError(message if message.startswith("network_g") else f"network_g: {message}") from None
     try:
         load_network(net, state, strict=True, param_key=param_key)
     except (ValueError, RuntimeError) as err:
@@ -87,6 +116,34 @@ def load_model(
         raise ModelLoadError(f"{weights}: {message}") from None
     net.eval()
     return LoadedModel(net=net, network_g=opt, detected=detected)
+
+
+def check_device(requested: str | None) -> torch.device:
+    """The device named on the command line (default: CUDA when available, else CPU), checked before any loading.
+
+    Raises:
+        ValueError: one line naming ``--device``: not a device name, or a device this machine does not have.
+    """
+    if requested is None:
+        return default_device()
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {requested!r}: expected cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {requested}: CUDA is not available on this machine; use --device cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"--device {requested}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"--device {requested}: MPS is not available on this machine; use --device cpu")
+    elif device.type != "cpu":
+        raise ValueError(f"--device {requested!r}: expected cpu, cuda or cuda:N")
+    return device
 
 
 def default_device() -> torch.device:

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from restore.archs import build_network
-from restore.checkpoint import CheckpointError, LoadReport, load_network, save_checkpoint
+from restore.checkpoint import CheckpointError, LoadReport, load_network, load_state_dict, save_checkpoint
 from restore.models.batch_augment import build_mixup
 from restore.models.criteria import Criteria
 from restore.models.dist import DistInfo
@@ -146,11 +146,20 @@ class RestorationModel:
         strict = path_opt.get("strict_load_g", True) is not False
         param_key = path_opt.get("param_key_g") or "params"
         try:
-            report = load_network(self.net_g, source, strict=strict, param_key=param_key)
+            state = load_state_dict(source, param_key)
+        except CheckpointError as err:  # a missing or unreadable file: strict_load_g would not help
+            raise CheckpointError(f"path.pretrain_network_g: {err}") from None
+        try:
+            report = load_network(self.net_g, state, strict=strict, param_key=None)
         except CheckpointError as err:
-            if not strict:
-                raise
-            raise CheckpointError(f"{err}; to fine-tune from it anyway set path.strict_load_g: false") from None
+            message = str(err).replace("state dict:", f"{source}:", 1)
+            raise CheckpointError(f"{message}; to fine-tune from it anyway set path.strict_load_g: false") from None
+        if not report.loaded:
+            raise CheckpointError(
+                f"path.pretrain_network_g: no tensor of {source} [{param_key}] fits {type(self.net_g).__name__} "
+                f"({report.summary()}); training would start from random weights; check network_g and "
+                "path.param_key_g, or remove pretrain_network_g to train from scratch"
+            )
         self.logger.info(f"loaded {len(report.loaded)} tensors from {source} [{param_key}], strict={strict}")
         if not report.ok:
             self.logger.warning(f"fine-tuning from {source}: not every key was loaded\n{report.table()}")

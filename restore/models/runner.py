@@ -9,6 +9,11 @@ Every ``logger.save_checkpoint_freq`` iterations the weights go to ``models/net_
 ``net_g_latest.pth`` and the training state to ``training_states/<iter>.state`` (see
 ``restore.models.training_state``). ``--auto_resume`` continues from the newest complete state; with the same
 options, a resumed run replays the uninterrupted one exactly (same data order, augmentations and random draws).
+
+A fresh run over an existing ``experiments/<name>/`` moves it aside to ``<name>_archived_<time>`` and says so; a
+run that fails before its first iteration (options, data, pretrained weights) puts everything back as it was.
+Exit status: 0 done, 1 failed while training (data, non-finite loss), 2 unusable options or weights, 130
+interrupted (Ctrl-C or SIGTERM; saved states are complete files, ``--auto_resume`` continues from the newest).
 """
 
 from __future__ import annotations
@@ -48,9 +53,11 @@ from restore.models.training_state import (
 )
 from restore.models.validation import BestMetrics, validate
 from restore.utils.files import atomic_path
+from restore.utils.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
 from restore.utils.options import OptionsError, load_options
+from restore.utils.threads import set_threads
 
-__all__ = ["main", "parse_args", "train"]
+__all__ = ["TrainingInterrupted", "main", "parse_args", "train"]
 
 #: Errors with a self-explanatory one-line message: printed without a traceback (which goes to the log file).
 USER_ERRORS = (
@@ -63,6 +70,12 @@ USER_ERRORS = (
     KeyError,
     ValueError,
 )
+#: Of those, the ones meaning unusable options or weights (exit status 2).
+USAGE_ERRORS = (OptionsError, CheckpointError)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during training; ``args[0]`` is the one-line report (iteration, last saved state)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -344,19 +357,54 @@ class Trainer:
         window.reset()
 
 
-def prepare_experiment(opt: Mapping[str, Any], option_file: str | None, fresh: bool, dist: DistInfo) -> None:
+@dataclass
+class Experiment:
+    """What :func:`prepare_experiment` did: whether it created ``root``, and where an earlier run was moved."""
+
+    root: Path
+    created: bool = False
+    archived: Path | None = None
+    archive_note: str = ""
+
+    def undo(self) -> None:
+        """Remove a folder this run created and put the archived one back (a run that never started)."""
+        if self.created and self.root.is_dir():
+            shutil.rmtree(self.root, ignore_errors=True)
+            if self.archived is not None and not self.root.exists():
+                self.archived.rename(self.root)
+
+
+def _newest_state(states_dir: str | Path) -> int | None:
+    """Iteration of the newest ``<iter>.state`` file in ``states_dir`` (names only; nothing is loaded)."""
+    folder = Path(states_dir)
+    found = [int(p.stem) for p in folder.glob("*.state") if p.stem.isdigit()] if folder.is_dir() else []
+    return max(found, default=None)
+
+
+def prepare_experiment(opt: Mapping[str, Any], option_file: str | None, fresh: bool, dist: DistInfo) -> Experiment:
     """Create ``experiments/<name>/{models,training_states}`` (rank 0). A fresh run moves an existing non-empty
     folder aside to ``<name>_archived_<time>`` (BasicSR), so earlier results are never overwritten."""
+    root = Path(opt["path"]["experiments_root"])
+    done = Experiment(root)
     if dist.is_main:
-        root = Path(opt["path"]["experiments_root"])
+        done.created = not root.exists()
         if fresh and root.is_dir() and any(root.iterdir()):
+            newest = _newest_state(opt["path"]["training_states"])
             archived = root.with_name(f"{root.name}_archived_{time.strftime('%Y%m%d_%H%M%S')}")
             root.rename(archived)
+            done.created, done.archived = True, archived
+            state = (
+                f"it holds a resumable state at iteration {newest}; to continue it instead, rerun with --auto_resume"
+                if newest is not None
+                else "it holds no resumable training state"
+            )
+            done.archive_note = f"{root} already existed: moved to {archived} ({state})"
         for key in ("models", "training_states", "log"):
             Path(opt["path"][key]).mkdir(parents=True, exist_ok=True)
         if option_file:
             shutil.copyfile(option_file, root / Path(option_file).name)
     dist_utils.barrier(dist)
+    return done
 
 
 def find_resume(opt: Mapping[str, Any], auto_resume: bool, notes: list[str] | None = None) -> ResumePoint | None:
@@ -374,16 +422,44 @@ def train(opt: dict[str, Any], dist: DistInfo, *, auto_resume: bool = False, opt
     """Run a whole training from validated options; returns the finished :class:`Trainer`."""
     notes: list[str] = []
     resume = find_resume(opt, auto_resume, notes)
-    prepare_experiment(opt, option_file, fresh=resume is None and not auto_resume, dist=dist)
-    log_file = Path(opt["path"]["log"]) / f"train_{opt.get('name') or 'run'}.log"
-    logger = setup_logger(log_file, dist.is_main)
-    logger.info(f"restore training: torch {torch.__version__}, {dist.world_size} process(es)")
-    for note in notes:
-        logger.warning(note)
-    logger.info("options:\n" + yaml.safe_dump(opt, sort_keys=False))
-    trainer = Trainer(opt, dist, logger, resume)
-    trainer.run()
+    experiment = prepare_experiment(opt, option_file, fresh=resume is None and not auto_resume, dist=dist)
+    trainer: Trainer | None = None
+    try:
+        log_file = Path(opt["path"]["log"]) / f"train_{opt.get('name') or 'run'}.log"
+        logger = setup_logger(log_file, dist.is_main)
+        if experiment.archive_note:
+            logger.warning(experiment.archive_note)
+        logger.info(f"restore training: torch {torch.__version__}, {dist.world_size} process(es)")
+        for note in notes:
+            logger.warning(note)
+        for key in opt.get("skipped_datasets") or []:
+            logger.info(f"datasets.{key}: null, skipped")
+        logger.info("options:\n" + yaml.safe_dump(opt, sort_keys=False))
+        trainer = Trainer(opt, dist, logger, resume)
+        trainer.run()
+    except BaseException as err:
+        if trainer is None or trainer.progress.iteration == 0:  # stopped before its first iteration
+            _undo_experiment(experiment)
+            raise
+        if not isinstance(err, KeyboardInterrupt):
+            raise
+        newest = _newest_state(opt["path"]["training_states"])
+        saved = f"last saved state: iteration {newest}" if newest is not None else "no state saved yet"
+        raise TrainingInterrupted(
+            f"interrupted at iteration {trainer.progress.iteration} ({saved}); "
+            "rerun the same command with --auto_resume to continue"
+        ) from None
     return trainer
+
+
+def _undo_experiment(experiment: Experiment) -> None:
+    """Options, data or weights were unusable: leave no run folder behind (and put an archived one back)."""
+    if not experiment.created:
+        return
+    close_logger()
+    experiment.undo()
+    if experiment.archived is not None:
+        print(f"{experiment.root}: left as it was (this run stopped before its first iteration)", file=sys.stderr)
 
 
 def _report_failure(err: BaseException, dist: DistInfo) -> None:
@@ -403,13 +479,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.local_rank is not None:
         print("note: --local_rank is ignored; ranks come from torchrun's environment (LOCAL_RANK)", file=sys.stderr)
+    try:
+        set_threads()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     dist = dist_utils.init_distributed(args.launcher)
     try:
-        opt = load_train_options(args.opt, args.force_yml, args.debug)
-        train(opt, dist, auto_resume=args.auto_resume, option_file=args.opt)
+        with sigterm_as_interrupt():
+            opt = load_train_options(args.opt, args.force_yml, args.debug)
+            train(opt, dist, auto_resume=args.auto_resume, option_file=args.opt)
+    except KeyboardInterrupt as err:
+        message = err.args[0] if isinstance(err, TrainingInterrupted) else "interrupted before training started"
+        print(f"restore train: {message}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except USER_ERRORS as err:
         _report_failure(err, dist)
-        return 1
+        return 2 if isinstance(err, USAGE_ERRORS) else 1
     finally:
         close_logger()
         dist_utils.shutdown(dist)

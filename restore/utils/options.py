@@ -3,7 +3,10 @@
 The schema below lists every key that the official HAT, DRCT, DLGSANet and DRSformer option files use, plus
 our own additions (``precision``, ``tile``, training switches). Unknown keys are errors that name the key path
 and suggest the closest valid key; wrong types are errors that name the expected type. ``network_g`` is
-checked against the registered architecture's constructor, so a misspelt kwarg cannot be silently dropped.
+checked against the registered architecture's constructor (names and annotated types), so a misspelt kwarg
+cannot be silently dropped. A dataset set to null (``test_2: ~``) is skipped; its key is listed in
+``skipped_datasets``. Relative paths (data roots, pretrained weights) resolve against the current directory, and
+``experiments/`` and ``results/`` are created under it.
 
 Example:
     >>> opt = load_options("options/test/HAT_SRx4.yml", force_yml=["val:save_img=true"])
@@ -24,7 +27,7 @@ import yaml
 
 __all__ = ["REPO_ROOT", "OptionsError", "load_options", "parse_force_yml", "validate_options"]
 
-#: Relative paths in option files resolve against this folder (the checkout that holds ``restore/``).
+#: The checkout that holds ``restore/`` (official option files are written to be run from here).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _MISSING = object()
@@ -195,11 +198,12 @@ SCHEMA = Section(
             }
         ),
         "dist_params": Section({"backend": _v(STR), "port": _v(INT)}),
+        "skipped_datasets": _v(LIST),  # filled by load_options: keys of datasets set to null
         **{k: _v((int, float, bool, list)) for k in _REAL_ESRGAN_TOP},
     }
 )
 
-# Option keys holding file-system paths, resolved against REPO_ROOT when relative.
+# Option keys holding file-system paths, resolved against the current directory (or ``root``) when relative.
 _PATH_KEYS = {
     "path": ("pretrain_network_g", "resume_state", "pretrain_network_d"),
     "dataset": ("dataroot_gt", "dataroot_lq", "meta_info_file"),
@@ -350,13 +354,24 @@ def parse_force_yml(items: Sequence[str]) -> list[tuple[list[str], Any]]:
 
 
 def _apply_force_yml(opt: dict[str, Any], items: Sequence[str]) -> None:
-    for keys, value in parse_force_yml(items):
+    for item, (keys, value) in zip(items, parse_force_yml(items)):
+        if not all(keys):
+            raise OptionsError(f"--force_yml {item!r}: empty key in {'.'.join(keys)!r}; expected KEY:SUBKEY=VALUE")
         node = opt
         for key in keys[:-1]:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise OptionsError(f"--force_yml {':'.join(keys)}: {key!r} is not a mapping")
         node[keys[-1]] = value
+
+
+def _credit_force_yml(message: str, force_yml: Sequence[str]) -> str:
+    """``message`` with ``(set by --force_yml ITEM)`` when the key path it names was given on the command line."""
+    for item in force_yml:
+        dotted = item.split("=", 1)[0].replace(":", ".")
+        if f" {dotted}:" in f" {message}" or f" {dotted}." in f" {message}":
+            return f"{message} (set by --force_yml {item})"
+    return message
 
 
 def _add_run_paths(opt: dict[str, Any], root: Path, is_train: bool) -> None:
@@ -391,7 +406,8 @@ def load_options(
         path: the ``.yml`` file.
         force_yml: overrides such as ``"train:total_iter=1000"`` (colon-separated keys), applied before validation.
         is_train: add training folders (``path.experiments_root`` ...) instead of result folders.
-        root: folder that relative paths resolve against (default: the repository root).
+        root: folder that relative paths resolve against and that holds ``experiments/`` / ``results/``
+            (default: the current directory).
 
     Returns:
         The validated option dict with defaults, absolute paths, ``is_train`` and each dataset's ``phase``/``scale``.
@@ -411,9 +427,16 @@ def load_options(
     if not isinstance(raw, dict):
         raise OptionsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     _apply_force_yml(raw, force_yml)
-    opt = validate_options(raw, source, check_network=check_network)
+    try:
+        opt = validate_options(raw, source, check_network=check_network)
+    except OptionsError as err:
+        raise OptionsError(_credit_force_yml(str(err), force_yml)) from None
+    skipped = [str(key) for key, value in (opt.get("datasets") or {}).items() if value is None]
+    if skipped:  # null means "skip this dataset" (the usual way to leave out one you do not have)
+        opt["skipped_datasets"] = skipped
+        opt["datasets"] = {key: value for key, value in opt["datasets"].items() if value is not None}
 
-    base = Path(root).resolve() if root is not None else REPO_ROOT
+    base = Path(root).resolve() if root is not None else Path.cwd().resolve()
     opt["is_train"] = is_train
     for key in _PATH_KEYS["path"]:
         opt["path"][key] = _resolve(opt["path"].get(key), base)

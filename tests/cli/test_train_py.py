@@ -169,5 +169,5 @@ def test_bad_arguments_exit_with_usage(flag: str, capsys: pytest.CaptureFixture)
 
 
 def test_missing_option_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert train_main(["-opt", str(tmp_path / "none.yml")]) == 1
+    assert train_main(["-opt", str(tmp_path / "none.yml")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.yml'}: option file not found"

@@ -177,7 +177,7 @@ def test_fine_tune_across_scales_reports_skipped_keys(tmp_path: Path, capsys: py
     assert f"loaded {len(x4_keys) - len(missing)} tensors from {pretrained}" in log
     strict_path = dict(opt["path"], strict_load_g=True, experiments_root=str(tmp_path / "strict"))
     opt = dict(opt, name="strict", path=strict_path)
-    assert _run(write_options(tmp_path, opt, "strict.yml")) == 1
+    assert _run(write_options(tmp_path, opt, "strict.yml")) == 2
     err = capsys.readouterr().err
     assert re.search(r"error: .*x2\.pth: does not fit HAT: .*missing key.*set path\.strict_load_g: false", err)
 

@@ -20,11 +20,13 @@ from restore.archs.layers.detect_utils import (
     count_children,
     detect_reconstruction,
     hidden_ratio,
+    missing_key,
     square_side,
 )
 
 _REQUIRED = ("conv_first.weight", "layers.0.swin1.attn.relative_position_index", "layers.0.adjust5.weight")
 _OFFICIAL_DEPTH = 6
+_SHIFTED_BLOCKS = (2, 4)  # swin2 and swin4 use shifted windows
 
 
 def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
@@ -41,8 +43,11 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
     num_heads = [sd[f"layers.{i}.swin1.attn.relative_position_bias_table"].shape[1] for i in range(num_layers)]
 
     img_size = window_size  # no stored shift mask: the training size fits in one window
-    if "layers.0.swin2.attn_mask" in sd:
-        windows = square_side(sd["layers.0.swin2.attn_mask"].shape[0])
+    masks = [f"layers.{i}.swin{k}.attn_mask" for i in range(num_layers) for k in _SHIFTED_BLOCKS]
+    stored = [key for key in masks if key in sd]
+    if stored:
+        missing_key(sd, masks, "DRCT", f"every shifted block stores its shift mask; {len(stored)} of {len(masks)} do")
+        windows = square_side(sd[stored[0]].shape[0])
         if windows is None:
             raise ValueError("DRCT detect: attn_mask window count is not a square; img_size is not square")
         img_size = windows * window_size
@@ -51,7 +56,7 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
     if ape:
         img_size = ape_side
 
-    upsampler, upscale = detect_reconstruction(sd)
+    upsampler, upscale = detect_reconstruction(sd, "DRCT")
     return {
         "type": "DRCT",
         "upscale": upscale if upscale is not None else 2,

@@ -73,7 +73,7 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
     if ape:
         img_size = ape_side
 
-    upsampler, upscale = detect_reconstruction(sd)
+    upsampler, upscale = detect_reconstruction(sd, "HAT")
     return {
         "type": "HAT",
         "upscale": upscale if upscale is not None else 2,

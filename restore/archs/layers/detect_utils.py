@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 
@@ -57,12 +57,27 @@ def divisor_for(dim: int, reduced: int) -> int:
     raise ValueError(f"no integer factor f gives {dim} // f == {reduced}")
 
 
-def detect_reconstruction(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, int | None]:
+def missing_key(state_dict: Mapping[str, torch.Tensor], keys: Iterable[str], family: str, why: str) -> None:
+    """Raise ``ValueError`` naming the first of ``keys`` absent from ``state_dict`` (a nearly matching checkpoint)."""
+    absent = [key for key in keys if key not in state_dict]
+    if absent:
+        more = f" and {len(absent) - 1} more" if len(absent) > 1 else ""
+        raise ValueError(f"{family} checkpoint: missing key {absent[0]!r}{more} ({why})")
+
+
+def detect_reconstruction(state_dict: Mapping[str, torch.Tensor], family: str = "") -> tuple[str, int | None]:
     """``(upsampler, upscale)`` from the reconstruction keys: ``('pixelshuffle', s)`` or ``('', None)``.
 
     ``upsample.<i>`` convolutions with ``4 * 64`` output channels each double the size; a single one with
     ``9 * 64`` triples it; no ``upsample`` keys with ``conv_last`` present means scale 1.
+
+    Raises:
+        ValueError: part of the tail is there but a piece is missing (named, e.g. ``conv_last.weight``).
     """
+    tail = [k for k in state_dict if k.startswith(("conv_before_upsample.", "upsample.", "conv_last."))]
+    if tail:
+        needed = ["conv_last.weight", "conv_last.bias", "conv_before_upsample.0.weight", "conv_before_upsample.0.bias"]
+        missing_key(state_dict, needed, family or "the", "the other reconstruction-tail weights are there")
     if "conv_last.weight" not in state_dict:
         return "", None
     convs = sorted(

@@ -28,6 +28,8 @@ from restore.archs.layers.upsample import Upsample
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean used by the official SR models (not in the state dict)
 NUM_FEAT = 64  # channels of the reconstruction branch
 RESI_CONNECTIONS = ("1conv", "identity")
+#: Reconstruction tails HAT and DRCT implement ("": none, the official default; the network returns its input).
+UPSAMPLERS = ("pixelshuffle", "")
 
 
 def to_pair(value: int | Sequence[int]) -> tuple[int, int]:
@@ -165,6 +167,10 @@ def check_frame_kwargs(
     """Fail at construction where the official code would only fail (or silently misbehave) at forward."""
     if len(num_heads) < len(depths):
         raise ValueError(f"{name}: num_heads needs one entry per group ({len(depths)}), got {list(num_heads)}")
+    if upsampler not in UPSAMPLERS:
+        raise ValueError(
+            f"{name}: upsampler must be 'pixelshuffle' (or '' for no reconstruction tail), got {upsampler!r}"
+        )
     if resi_connection not in RESI_CONNECTIONS:
         raise ValueError(f"{name}: resi_connection must be one of {RESI_CONNECTIONS}, got {resi_connection!r}")
     if upsampler == "pixelshuffle" and not (upscale == 3 or (upscale >= 1 and upscale & (upscale - 1) == 0)):
