@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from restore.data.real_esrgan import CROP_PAD_SIZE
+from restore.data import real_esrgan as real_esrgan_data
 
 __all__ = ["DegradationSettings", "PairPool", "degrade", "paired_random_crop", "quantize"]
 
@@ -90,10 +90,11 @@ class DegradationSettings:
             else:
                 values[f.name] = float(raw)
         settings = cls(**values)
-        if settings.gt_size > CROP_PAD_SIZE:
+        crop = real_esrgan_data.CROP_PAD_SIZE
+        if settings.gt_size > crop:
             raise ValueError(
-                f"gt_size: {settings.gt_size} is larger than the {CROP_PAD_SIZE}-pixel GT crop that "
-                f"RealESRGANDataset makes; use at most {CROP_PAD_SIZE}"
+                f"gt_size: {settings.gt_size} is larger than the {crop}-pixel GT crop that RealESRGANDataset "
+                f"makes; use at most {crop}"
             )
         if settings.gt_size % settings.scale:
             raise ValueError(f"gt_size: {settings.gt_size} is not a multiple of scale {settings.scale}")
