@@ -43,7 +43,8 @@ def _resume_and_compare(ref_root: Path, opt: dict, tmp: Path, keep: int, extra_m
     assert _run(write_options(tmp, opt, f"{name}.yml"), "--auto_resume") == 0
     assert "resumed from" in (root / f"train_{name}.log").read_text()
     for prefix in ("net_g", *extra_models):
-        _assert_equal_tensors(_load(root / "models" / f"{prefix}_6.pth"), _load(ref_root / "models" / f"{prefix}_6.pth"))
+        ours, theirs = root / "models" / f"{prefix}_6.pth", ref_root / "models" / f"{prefix}_6.pth"
+        _assert_equal_tensors(_load(ours), _load(theirs), prefix)
     return root
 
 
