@@ -15,9 +15,18 @@ import torch
 from torch import nn
 
 from restore.archs import dlgsanet, drct, drsformer, hat
+from restore.archs.discriminator import UNetDiscriminatorSN
+from restore.archs.vgg import VGGFeatureExtractor
 from restore.utils.registry import ARCH_REGISTRY
 
-__all__ = ["ARCH_REGISTRY", "build_network", "check_network_kwargs", "detect"]
+__all__ = [
+    "ARCH_REGISTRY",
+    "UNetDiscriminatorSN",
+    "VGGFeatureExtractor",
+    "build_network",
+    "check_network_kwargs",
+    "detect",
+]
 
 #: Family name -> ``detect(state_dict) -> network_g | None``; tried in this order (most specific first).
 DETECTORS: dict[str, Callable[[Mapping[str, torch.Tensor]], dict[str, Any] | None]] = {
@@ -85,6 +94,4 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         if found is not None:
             return found
     sample = ", ".join(list(state_dict)[:4])
-    raise ValueError(
-        f"unrecognised checkpoint: tried {', '.join(DETECTORS)}; none matches keys like [{sample}, ...]"
-    )
+    raise ValueError(f"unrecognised checkpoint: tried {', '.join(DETECTORS)}; none matches keys like [{sample}, ...]")

@@ -1,7 +1,8 @@
 """Training losses, registered in ``LOSS_REGISTRY`` under BasicSR's names; ``build_loss`` builds one from options.
 
 Registered: ``L1Loss``, ``MSELoss``, ``CharbonnierLoss`` (pixel), ``FFTLoss`` (frequency), ``LPIPSLoss``
-(perceptual, needs the optional ``lpips`` package).
+(perceptual, needs the optional ``lpips`` package), ``PerceptualLoss`` (VGG features, needs the VGG weights file),
+``GANLoss`` (adversarial).
 """
 
 from __future__ import annotations
@@ -12,16 +13,27 @@ from typing import Any
 from torch import nn
 
 from restore.losses.frequency import FFTLoss
+from restore.losses.gan import GANLoss
 from restore.losses.perceptual import LPIPSLoss
+from restore.losses.perceptual_vgg import PerceptualLoss
 from restore.losses.pixel import CharbonnierLoss, L1Loss, MSELoss
 from restore.utils.registry import LOSS_REGISTRY
 
-__all__ = ["LOSS_REGISTRY", "CharbonnierLoss", "FFTLoss", "L1Loss", "LPIPSLoss", "MSELoss", "build_loss"]
+__all__ = [
+    "LOSS_REGISTRY",
+    "CharbonnierLoss",
+    "FFTLoss",
+    "GANLoss",
+    "L1Loss",
+    "LPIPSLoss",
+    "MSELoss",
+    "PerceptualLoss",
+    "build_loss",
+]
 
 #: Official loss names that ``restore`` deliberately does not provide, with what to use instead.
 UNSUPPORTED = {
-    "PerceptualLoss": "the VGG perceptual loss needs torchvision, which restore does not use; use type LPIPSLoss",
-    "GANLoss": "adversarial training is not implemented; train the generator with pixel/perceptual losses",
+    "MultiScaleGANLoss": "only single-scale discriminators are provided; use type GANLoss",
 }
 
 

@@ -87,8 +87,8 @@ def test_losses_give_gradients_and_reject_bad_arguments(pair: tuple[torch.Tensor
         L1Loss()(pred, target[:, :, :4])
     with pytest.raises(TypeError, match=r"train\.pixel_opt: L1Loss"):
         build_loss({"type": "L1Loss", "weight": 1.0}, where="train.pixel_opt")
-    with pytest.raises(KeyError, match=r"PerceptualLoss is not supported.*LPIPSLoss"):
-        build_loss({"type": "PerceptualLoss", "layer_weights": {"conv5_4": 1.0}})
+    with pytest.raises(KeyError, match=r"MultiScaleGANLoss is not supported.*GANLoss"):
+        build_loss({"type": "MultiScaleGANLoss", "gan_type": "vanilla"})
     with pytest.raises(KeyError, match="Registered"):
         build_loss({"type": "L2Loss"})
     assert {"L1Loss", "MSELoss", "CharbonnierLoss", "FFTLoss", "LPIPSLoss"} <= set(LOSS_REGISTRY.keys())

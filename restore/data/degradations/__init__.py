@@ -1,0 +1,80 @@
+"""Real-ESRGAN-style degradations with BasicSR's public names: blur kernels, filtering, USM, JPEG and noise.
+
+Conventions: tensors are (B, C, H, W) RGB float in [0, 1]; kernels are NumPy float64 (K, K) arrays summing to 1;
+the NumPy image functions (``usm_sharp``, ``add_gaussian_noise``, ...) take (H, W, C) BGR float32 in [0, 1].
+"""
+
+from restore.data.degradations.filtering import USMSharp, filter2D, usm_sharp
+from restore.data.degradations.jpeg import DiffJPEG, quality_to_factor
+from restore.data.degradations.kernels import (
+    KERNEL_TYPES,
+    bivariate_Gaussian,
+    bivariate_generalized_Gaussian,
+    bivariate_plateau,
+    circular_lowpass_kernel,
+    mesh_grid,
+    pdf2,
+    random_bivariate_Gaussian,
+    random_bivariate_generalized_Gaussian,
+    random_bivariate_plateau,
+    random_mixed_kernels,
+    sigma_matrix2,
+)
+from restore.data.degradations.noise import (
+    add_gaussian_noise,
+    add_gaussian_noise_pt,
+    add_jpg_compression,
+    add_poisson_noise,
+    add_poisson_noise_pt,
+    generate_gaussian_noise,
+    generate_gaussian_noise_pt,
+    generate_poisson_noise,
+    generate_poisson_noise_pt,
+    random_add_gaussian_noise,
+    random_add_gaussian_noise_pt,
+    random_add_jpg_compression,
+    random_add_poisson_noise,
+    random_add_poisson_noise_pt,
+    random_generate_gaussian_noise,
+    random_generate_gaussian_noise_pt,
+    random_generate_poisson_noise,
+    random_generate_poisson_noise_pt,
+)
+
+__all__ = [
+    "KERNEL_TYPES",
+    "DiffJPEG",
+    "USMSharp",
+    "add_gaussian_noise",
+    "add_gaussian_noise_pt",
+    "add_jpg_compression",
+    "add_poisson_noise",
+    "add_poisson_noise_pt",
+    "bivariate_Gaussian",
+    "bivariate_generalized_Gaussian",
+    "bivariate_plateau",
+    "circular_lowpass_kernel",
+    "filter2D",
+    "generate_gaussian_noise",
+    "generate_gaussian_noise_pt",
+    "generate_poisson_noise",
+    "generate_poisson_noise_pt",
+    "mesh_grid",
+    "pdf2",
+    "quality_to_factor",
+    "random_add_gaussian_noise",
+    "random_add_gaussian_noise_pt",
+    "random_add_jpg_compression",
+    "random_add_poisson_noise",
+    "random_add_poisson_noise_pt",
+    "random_bivariate_Gaussian",
+    "random_bivariate_generalized_Gaussian",
+    "random_bivariate_plateau",
+    "random_generate_gaussian_noise",
+    "random_generate_gaussian_noise_pt",
+    "random_generate_poisson_noise",
+    "random_generate_poisson_noise_pt",
+    "random_mixed_kernels",
+    "sigma_matrix2",
+    "usm_sharp",
+]
