@@ -138,25 +138,38 @@ def real_options(tmp: Path, *, gan: bool, name: str = "real", **extra: Any) -> d
     return deep_update(opt, extra)
 
 
-def tiny_vgg_weights(path: Path, seed: int = 0) -> Path:
-    """A torchvision-format ``vgg19`` state dict with random weights (what ``vgg19-dcbb9e9d.pth`` holds)."""
+def random_vgg19_weights(path: Path, stages: int = 5, seed: int = 0) -> Path:
+    """A torchvision-format ``vgg19`` state dict (``features.*`` only) with random He-initialised weights, for the
+    first ``stages`` of the five stages (``stages=2`` covers ``conv1_2`` and ``conv2_2``: a file of ~1 MB)."""
     gen = torch.Generator().manual_seed(seed)
-    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
     state: dict[str, torch.Tensor] = {}
     in_ch, index = 3, 0
-    for item in cfg:
-        if item == "M":
-            index += 1
-            continue
-        state[f"features.{index}.weight"] = torch.randn(item, in_ch, 3, 3, generator=gen) * (2 / (9 * in_ch)) ** 0.5
-        state[f"features.{index}.bias"] = torch.zeros(item)
-        in_ch, index = item, index + 2
-    for i, (n_in, n_out) in enumerate(((512 * 7 * 7, 8), (8, 8), (8, 10))):  # classifier: unused, shapes reduced
-        state[f"classifier.{3 * i}.weight"] = torch.zeros(n_out, n_in, dtype=torch.float32)[:, :1].expand(n_out, 1)
-        state[f"classifier.{3 * i}.bias"] = torch.zeros(n_out)
+    for stage, (convs, width) in enumerate(zip((2, 2, 4, 4, 4), (64, 128, 256, 512, 512))):
+        if stage >= stages:
+            break
+        for _ in range(convs):
+            std = (2 / (9 * in_ch)) ** 0.5
+            state[f"features.{index}.weight"] = torch.randn(width, in_ch, 3, 3, generator=gen) * std
+            state[f"features.{index}.bias"] = torch.zeros(width)
+            in_ch, index = width, index + 2
+        index += 1  # max-pool
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return path
+
+
+#: Perceptual loss of the official GAN recipes, restricted to the layers that :func:`random_vgg19_weights` with
+#: ``stages=2`` covers.
+SMALL_PERCEPTUAL = {
+    "type": "PerceptualLoss",
+    "layer_weights": {"conv1_2": 0.1, "conv2_2": 0.1},
+    "vgg_type": "vgg19",
+    "use_input_norm": True,
+    "perceptual_weight": 1.0,
+    "style_weight": 0,
+    "range_norm": False,
+    "criterion": "l1",
+}
 
 
 def as_uint8_grid(t: torch.Tensor) -> bool:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from real_helpers import real_options, tiny_crop  # noqa: F401 - fixture
+from real_helpers import (
+    SMALL_PERCEPTUAL,
+    make_gt_folder,
+    random_vgg19_weights,
+    real_options,
+    tiny_crop,  # noqa: F401 - fixture
+)
 from train_helpers import write_options
 
 from restore.models.runner import main
@@ -48,6 +54,7 @@ def _resume_and_compare(ref_root: Path, opt: dict, tmp: Path, keep: int, extra_m
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("tiny_crop")
 def test_mse_stage_trains_and_resumes_bit_identically(tmp_path: Path) -> None:
     opt = real_options(tmp_path, gan=False, name="mse")
@@ -63,3 +70,47 @@ def test_mse_stage_trains_and_resumes_bit_identically(tmp_path: Path) -> None:
     ]  # fmt: skip
     # the pool is full after 2 batches of 2: the resumed run restores it and replays 4 iterations of swaps
     _resume_and_compare(root, opt, tmp_path, keep=2)
+
+
+@pytest.fixture(scope="module")
+def small_vgg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return random_vgg19_weights(tmp_path_factory.mktemp("vgg") / "vgg19_small.pth", stages=2)
+
+
+@pytest.fixture
+def gan_reference(tmp_path: Path, small_vgg: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict]:
+    import restore.data.real_esrgan as data
+
+    monkeypatch.setattr(data, "CROP_PAD_SIZE", 48)
+    val_dir = make_gt_folder(tmp_path / "val", count=2, sizes=((12, 10),))
+    opt = real_options(
+        tmp_path,
+        gan=True,
+        name="gan",
+        datasets={"val": {"name": "real_photos", "type": "SingleImageDataset", "dataroot_lq": str(val_dir)}},
+        val={"val_freq": 3, "save_img": True},
+    )
+    opt["train"]["perceptual_opt"] = dict(SMALL_PERCEPTUAL, vgg_weights=str(small_vgg))
+    assert _run(write_options(tmp_path, opt)) == 0
+    return tmp_path / "experiments" / "gan", opt
+
+
+@pytest.mark.slow
+def test_gan_stage_logs_checkpoints_validates_and_resumes_bit_identically(
+    gan_reference: tuple[Path, dict], tmp_path: Path
+) -> None:
+    root, opt = gan_reference
+    log = (root / "train_gan.log").read_text()
+    line = re.findall(r"iter:\s+6, .*", log)[0]
+    for term in ("l_g_pix", "l_g_percep", "l_g_gan", "l_d_real", "out_d_real", "l_d_fake", "out_d_fake"):
+        assert re.search(rf"{term}: -?\d", line), term
+    models = sorted(p.name for p in (root / "models").iterdir())
+    assert models == [f"net_{n}_{i}.pth" for n in "dg" for i in (2, 4, 6, "latest")]
+    net_d = _load(root / "models" / "net_d_6.pth")
+    assert set(net_d) == {"params"} and any(k.endswith("weight_orig") for k in net_d["params"])
+    _assert_equal_tensors(net_d, _load(root / "models" / "net_d_latest.pth"))
+    state = _load(root / "training_states" / "4.state")["model"]
+    assert {"net_d", "optimizer_d", "lr_d", "pool", "optimizer"} <= set(state)
+    saved = sorted(p.relative_to(root / "visualization").as_posix() for p in (root / "visualization").rglob("*.png"))
+    assert saved == [f"{s}/{s}_{i}.png" for s in ("000", "001") for i in (3, 6)]  # SingleImageDataset outputs
+    _resume_and_compare(root, opt, tmp_path, keep=2, extra_models=("net_d",))
