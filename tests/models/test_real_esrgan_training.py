@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from real_helpers import (
     SMALL_PERCEPTUAL,
+    TINY_D,
     make_gt_folder,
     random_vgg19_weights,
     real_options,
     tiny_crop,  # noqa: F401 - fixture
 )
-from train_helpers import write_options
+from train_helpers import deep_update, make_pairs, train_options, write_options
 
 from restore.models.runner import main
 
@@ -114,3 +118,53 @@ def test_gan_stage_logs_checkpoints_validates_and_resumes_bit_identically(
     saved = sorted(p.relative_to(root / "visualization").as_posix() for p in (root / "visualization").rglob("*.png"))
     assert saved == [f"{s}/{s}_{i}.png" for s in ("000", "001") for i in (3, 6)]  # SingleImageDataset outputs
     _resume_and_compare(root, opt, tmp_path, keep=2, extra_models=("net_d",))
+
+
+def _paired_gan_options(tmp: Path, name: str, batch: int, vgg: Path, **extra: object) -> dict:
+    opt = train_options(tmp, name=name, scale=2, train={"total_iter": 3, "ema_decay": 0.5}, val={"val_freq": 100})
+    opt.update(
+        model_type="RealESRGANModel",
+        high_order_degradation=False,
+        l1_gt_usm=True,
+        percep_gt_usm=True,
+        gan_gt_usm=False,
+        network_d=dict(TINY_D),
+    )
+    opt["train"].update(
+        optim_g={"type": "SGD", "lr": 0.5},
+        optim_d={"type": "SGD", "lr": 0.5},
+        perceptual_opt=dict(SMALL_PERCEPTUAL, vgg_weights=str(vgg)),
+        gan_opt={"type": "GANLoss", "gan_type": "vanilla", "loss_weight": 0.1},
+    )
+    gt_dir, lq_dir = make_pairs(tmp / "data" / "train_x2_32", 2, count=6, size=32)  # USM needs sides > 25
+    opt["datasets"]["train"].update(
+        dataroot_gt=str(gt_dir), dataroot_lq=str(lq_dir), gt_size=32, batch_size_per_gpu=batch
+    )
+    opt["logger"]["save_checkpoint_freq"] = 3
+    return deep_update(opt, extra)
+
+
+@pytest.mark.slow
+def test_gan_ddp_two_cpu_processes_match_one_process(tmp_path: Path, small_vgg: Path) -> None:
+    """torchrun with 2 CPU processes: D in DDP (frozen in the generator step) gives the single-process result."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)
+    script = Path(__file__).resolve().parents[2] / "restore" / "train.py"
+    single = write_options(tmp_path, _paired_gan_options(tmp_path, "single", 2, small_vgg), "single.yml")
+    ddp = write_options(tmp_path, _paired_gan_options(tmp_path, "ddp", 1, small_vgg), "ddp.yml")
+    runs = (
+        [sys.executable, str(script), "-opt", str(single)],
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), "-opt",
+         str(ddp), "--launcher", "pytorch"],
+    )  # fmt: skip
+    for args in runs:
+        done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    root = tmp_path / "experiments"
+    assert "l_d_fake" in (root / "ddp" / "train_ddp.log").read_text()
+    for prefix, group in (("net_g", "params"), ("net_g", "params_ema"), ("net_d", "params")):
+        a = _load(root / "single" / "models" / f"{prefix}_3.pth")[group]
+        b = _load(root / "ddp" / "models" / f"{prefix}_3.pth")[group]
+        for key in a:  # up to float summation order
+            scale = float(a[key].float().norm()) + 1e-6
+            assert float((a[key] - b[key]).float().norm()) < 1e-4 * scale, f"{prefix}.{group}.{key}"
