@@ -162,6 +162,7 @@ def test_gan_ddp_two_cpu_processes_match_one_process(tmp_path: Path, small_vgg: 
         assert done.returncode == 0, done.stderr[-3000:]
     root = tmp_path / "experiments"
     assert "l_d_fake" in (root / "ddp" / "train_ddp.log").read_text()
+    assert "validation tiny_val at iteration 3:\n\t# psnr: " in (root / "single" / "train_single.log").read_text()
     for prefix, group in (("net_g", "params"), ("net_g", "params_ema"), ("net_d", "params")):
         a = _load(root / "single" / "models" / f"{prefix}_3.pth")[group]
         b = _load(root / "ddp" / "models" / f"{prefix}_3.pth")[group]
