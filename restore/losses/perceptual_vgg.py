@@ -73,6 +73,8 @@ class PerceptualLoss(nn.Module):
         )
 
     def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.dtype in (torch.float16, torch.bfloat16):  # features from an autocast region: compare in float32
+            a, b = a.float(), b.float()
         if self.criterion_type == "fro":
             return torch.linalg.vector_norm(a - b)
         return F.l1_loss(a, b) if self.criterion_type == "l1" else F.mse_loss(a, b)
@@ -81,7 +83,7 @@ class PerceptualLoss(nn.Module):
         """Args: x (B, 3, H, W) prediction (gradients flow to it); gt (B, 3, H, W) target (never differentiated).
 
         Returns:
-            ``(percep, style)`` scalars, each None when its weight is 0.
+            ``(percep, style)`` scalars (float32 at least, also under autocast), each None when its weight is 0.
         """
         x_feats = self.vgg(x)
         with torch.no_grad():
@@ -89,11 +91,11 @@ class PerceptualLoss(nn.Module):
         percep = style = None
         if self.perceptual_weight > 0:
             terms = [self._distance(x_feats[k], gt_feats[k]) * w for k, w in self.layer_weights.items()]
-            percep = torch.stack(terms).sum() * self.perceptual_weight
+            percep = sum(terms) * self.perceptual_weight
         if self.style_weight > 0:
             terms = [
                 self._distance(gram_matrix(x_feats[k]), gram_matrix(gt_feats[k])) * w
                 for k, w in self.layer_weights.items()
             ]
-            style = torch.stack(terms).sum() * self.style_weight
+            style = sum(terms) * self.style_weight
         return percep, style

@@ -32,6 +32,7 @@ from restore.data.degradations import (
     random_mixed_kernels,
     usm_sharp,
 )
+from restore.data.degradations.filtering import reflect_band_matrix
 
 COMPONENTS = COVERED["tests/data/test_degradations.py"]
 one_thread = one_thread_fixture()
@@ -128,6 +129,14 @@ def test_random_mixed_kernels_type_frequencies_follow_kernel_prob() -> None:
     assert abs(iso - 0.8) < 0.04
 
 
+def test_basicsr_kernel_helpers_agree() -> None:
+    grid, xx, yy = deg.mesh_grid(9)
+    assert xx[0, 0] == -4 and xx[0, 8] == 4 and yy[8, 0] == 4  # x along columns, y along rows
+    unnormalised = deg.pdf2(deg.sigma_matrix2(2.0, 0.7, 0.4), grid)
+    expected = bivariate_Gaussian(9, 2.0, 0.7, 0.4, grid=grid, isotropic=False)
+    np.testing.assert_allclose(unnormalised / unnormalised.sum(), expected, rtol=1e-12)
+
+
 def test_kernel_errors_are_one_line() -> None:
     with pytest.raises(ValueError, match="unknown kernel type 'skew'"):
         random_mixed_kernels(["skew"], [1.0])
@@ -176,9 +185,19 @@ def test_filter2d_per_sample_equals_one_by_one_and_casts_kernel() -> None:
         torch.testing.assert_close(out[i : i + 1], filter2D(img[i : i + 1], kernels[i : i + 1].float()))
 
 
+def test_band_matrix_filtering_equals_filter2d_with_the_outer_kernel() -> None:
+    torch.manual_seed(2)
+    taps_h, taps_w = torch.rand(9, dtype=torch.float64), torch.rand(9, dtype=torch.float64)
+    img = torch.rand(2, 3, 11, 17, dtype=torch.float64)
+    ours = reflect_band_matrix(11, taps_h) @ img @ reflect_band_matrix(17, taps_w).T
+    torch.testing.assert_close(ours, filter2D(img, torch.outer(taps_h, taps_w)[None]), rtol=1e-12, atol=1e-12)
+
+
 def test_usm_even_radius_is_next_odd_and_flat_image_unchanged() -> None:
     torch.testing.assert_close(USMSharp(50).kernel, USMSharp(51).kernel, rtol=0, atol=0)
     assert USMSharp(50).radius == 51 and USMSharp(7).kernel.shape == (1, 7, 7)
+    with pytest.raises(ValueError, match=r"USMSharp: image \(20, 40\) too small for a 51x51 kernel"):
+        USMSharp()(torch.rand(1, 3, 20, 40))
     flat = torch.full((1, 3, 32, 32), 0.3)
     torch.testing.assert_close(USMSharp(7)(flat), flat)
     np.testing.assert_allclose(usm_sharp(np.full((30, 30, 1), 0.3, np.float32), radius=7), 0.3, atol=1e-6)

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 from realworld_fixtures import COVERED, INDEX, assert_matches, entries, load
 from torch_threads import one_thread_fixture
 
-from restore.archs import VGGFeatureExtractor
+from restore.archs import UNetDiscriminatorSN, VGGFeatureExtractor, build_network
 from restore.losses import LOSS_REGISTRY, GANLoss, L1Loss, PerceptualLoss, build_loss
 
 COMPONENTS = COVERED["tests/losses/test_realworld_losses.py"]
@@ -152,9 +153,9 @@ def test_bad_weights_and_arguments(tmp_path: Path, vgg_file: Path) -> None:
         GANLoss("relativistic")
 
 
-def _save(tmp_path: Path, state: dict[str, torch.Tensor]) -> Path:
+def _save(tmp_path: Path, state: dict[str, torch.Tensor], legacy: bool = False) -> Path:
     path = tmp_path / "wrong.pth"
-    torch.save(state, path)
+    torch.save(state, path, _use_new_zipfile_serialization=not legacy)  # torchvision's VGG files are legacy
     return path
 
 
@@ -169,6 +170,10 @@ def test_vgg_frozen_and_gradients_reach_the_input(vgg_file: Path) -> None:
     (percep + style).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0 and gt.grad is None
     assert PerceptualLoss({"conv1_1": 1.0}, perceptual_weight=0, vgg_weights=vgg_file)(x, gt) == (None, None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = loss(x, gt)
+    assert all(part.dtype == torch.float32 for part in low)
+    torch.testing.assert_close(low[0], percep, rtol=0.05, atol=0)
     # l2 criterion is the mean squared feature error
     l2 = PerceptualLoss({"conv1_1": 1.0}, criterion="l2", vgg_weights=vgg_file)
     feats = l2.vgg(x), l2.vgg(gt)
@@ -188,7 +193,7 @@ def test_vgg_variants_follow_torchvision_numbering(tmp_path: Path) -> None:
         "features.4.weight": torch.randn(128, 64, 3, 3),
         "features.4.bias": torch.zeros(128),
     }
-    path = _save(tmp_path, state)
+    path = _save(tmp_path, state, legacy=True)
     vgg = VGGFeatureExtractor(
         ["conv1_1", "bn1_1", "conv2_1"], vgg_type="vgg11_bn", use_input_norm=False, vgg_weights=path
     )
@@ -198,3 +203,21 @@ def test_vgg_variants_follow_torchvision_numbering(tmp_path: Path) -> None:
     torch.testing.assert_close(out["conv1_1"], conv)
     torch.testing.assert_close(out["bn1_1"], 2 * conv / math.sqrt(1 + 1e-5))
     assert out["conv2_1"].shape == (1, 128, 4, 4)
+
+
+@pytest.mark.parametrize(
+    "name", ["train_Real_HAT_GAN_SRx4_finetune_from_mse_model", "train_Real_DRCT_SRx4_finetune_from_mse_model"]
+)
+def test_official_gan_option_blocks_build(name: str, vgg_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opt = yaml.safe_load((Path(__file__).resolve().parents[2] / "options" / "train" / f"{name}.yml").read_text())
+    monkeypatch.setenv("RESTORE_VGG_WEIGHTS", str(vgg_file))
+    net_d = build_network(opt["network_d"])
+    assert isinstance(net_d, UNetDiscriminatorSN) and net_d.skip_connection
+    train = opt["train"]
+    pixel = build_loss(train["pixel_opt"], where="train.pixel_opt")
+    percep = build_loss(train["perceptual_opt"], where="train.perceptual_opt")
+    gan = build_loss(train["gan_opt"], where="train.gan_opt")
+    x, gt = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    values = pixel(x, gt), *percep(x, gt)
+    assert values[2] is None and all(torch.isfinite(v) for v in values[:2])
+    assert gan.gan_type == "vanilla" and torch.isfinite(gan(net_d(x), True, is_disc=False))

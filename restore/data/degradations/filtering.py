@@ -12,19 +12,19 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def _check_kernel(img: torch.Tensor, kernel: torch.Tensor) -> int:
+def _check_kernel(img: torch.Tensor, kernel: torch.Tensor, owner: str = "filter2D") -> int:
     if img.dim() != 4:
-        raise ValueError(f"filter2D: img must be (B, C, H, W), got shape {tuple(img.shape)}")
+        raise ValueError(f"{owner}: img must be (B, C, H, W), got shape {tuple(img.shape)}")
     if kernel.dim() != 3 or kernel.shape[-1] != kernel.shape[-2]:
-        raise ValueError(f"filter2D: kernel must be (B, k, k) or (1, k, k), got shape {tuple(kernel.shape)}")
+        raise ValueError(f"{owner}: kernel must be (B, k, k) or (1, k, k), got shape {tuple(kernel.shape)}")
     k = kernel.shape[-1]
     if k % 2 == 0:
-        raise ValueError(f"filter2D: kernel size must be odd, got {k}")
+        raise ValueError(f"{owner}: kernel size must be odd, got {k}")
     if kernel.shape[0] not in (1, img.shape[0]):
-        raise ValueError(f"filter2D: {kernel.shape[0]} kernels for a batch of {img.shape[0]} images (expected 1 or B)")
+        raise ValueError(f"{owner}: {kernel.shape[0]} kernels for a batch of {img.shape[0]} images (expected 1 or B)")
     if k // 2 >= min(img.shape[-2:]):
         raise ValueError(
-            f"filter2D: image {tuple(img.shape[-2:])} too small for a {k}x{k} kernel (H and W must exceed {k // 2})"
+            f"{owner}: image {tuple(img.shape[-2:])} too small for a {k}x{k} kernel (H and W must exceed {k // 2})"
         )
     return k
 
@@ -55,16 +55,16 @@ def filter2D(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return out.view(b, c, h, w)
 
 
-def _separable_filter(img: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """``filter2D(img, outer(taps, taps)[None])`` computed as a row pass and a column pass (same result)."""
-    b, c, h, w = img.shape
+def reflect_band_matrix(n: int, taps: torch.Tensor) -> torch.Tensor:
+    """(n, n) matrix ``T`` with ``T @ v`` = ``v`` reflect-padded by ``len(taps) // 2`` and cross-correlated with
+    ``taps`` (odd length, ``len(taps) // 2 < n``), i.e. one axis of ``filter2D`` with a separable kernel."""
     k = taps.numel()
     pad = k // 2
-    x = F.pad(img, (pad, pad, pad, pad), mode="reflect").reshape(b * c, 1, h + 2 * pad, w + 2 * pad)
-    taps = taps.to(img.dtype)
-    x = F.conv2d(x, taps.view(1, 1, 1, k))
-    x = F.conv2d(x, taps.view(1, 1, k, 1))
-    return x.view(b, c, h, w)
+    rows = torch.arange(n, device=taps.device).view(n, 1).expand(n, k)
+    src = (rows + torch.arange(-pad, pad + 1, device=taps.device).view(1, k)).abs()
+    src = torch.where(src > n - 1, 2 * (n - 1) - src, src)
+    band = torch.zeros(n, n, dtype=taps.dtype, device=taps.device)
+    return band.index_put_((rows, src), taps.view(1, k).expand(n, k), accumulate=True)
 
 
 def _odd_radius(radius: int) -> int:
@@ -93,15 +93,29 @@ class USMSharp(nn.Module):
         taps = torch.from_numpy(cv2.getGaussianKernel(self.radius, sigma).astype(np.float32).reshape(-1))
         self.register_buffer("kernel", torch.outer(taps, taps).unsqueeze(0))
         self.register_buffer("taps", taps, persistent=False)
+        self._bands: dict[tuple[int, torch.device, torch.dtype], torch.Tensor] = {}
+
+    def _band(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        key = (n, like.device, like.dtype)
+        if key not in self._bands:
+            if len(self._bands) >= 8:
+                self._bands.clear()
+            self._bands[key] = reflect_band_matrix(n, self.taps.to(like.device, torch.float64)).to(like.dtype)
+        return self._bands[key]
+
+    def _blur(self, img: torch.Tensor) -> torch.Tensor:
+        """``filter2D(img, self.kernel)``, as two matrix products (the Gaussian window is separable)."""
+        h, w = img.shape[-2:]
+        return self._band(h, img) @ (img @ self._band(w, img).T)
 
     def forward(self, img: torch.Tensor, weight: float = 0.5, threshold: float = 10) -> torch.Tensor:
         """Args: img (B, C, H, W) in [0, 1] with H, W > R // 2; weight: sharpening amount; threshold: in 0-255
         units. Returns the sharpened (B, C, H, W) image."""
-        _check_kernel(img, self.kernel)
-        blur = _separable_filter(img, self.taps)
+        _check_kernel(img, self.kernel, "USMSharp")
+        blur = self._blur(img)
         residual = img - blur
         mask = (residual.abs() * 255 > threshold).to(img.dtype)
-        soft = _separable_filter(mask, self.taps)
+        soft = self._blur(mask)
         sharp = torch.clamp(img + weight * residual, 0, 1)
         return soft * sharp + (1 - soft) * img
 

@@ -74,7 +74,7 @@ class DiffJPEG(nn.Module):
         chroma[:4, :4] = torch.tensor(_CHROMA_CORNER, dtype=torch.float64)
         tables = torch.stack([torch.tensor(_LUMA, dtype=torch.float64).T, chroma.double().T])
         self.register_buffer("tables", tables.float(), persistent=False)  # (2, 8, 8): luma, chroma
-        self.register_buffer("dct", _dct_matrix().float(), persistent=False)
+        self.register_buffer("dct64", torch.kron(_dct_matrix(), _dct_matrix()).float(), persistent=False)
         self.register_buffer("rgb_to_ycbcr", torch.tensor(_RGB_TO_YCBCR).float(), persistent=False)
         self.register_buffer("ycbcr_to_rgb", torch.tensor(_YCBCR_TO_RGB).float(), persistent=False)
 
@@ -84,22 +84,25 @@ class DiffJPEG(nn.Module):
                 shape = tuple(quality.shape)
                 raise ValueError(f"DiffJPEG: quality must be a number or a ({batch},) tensor, got shape {shape}")
             factor = quality_to_factor(quality.to(device))
-            return factor.reshape(-1, 1, 1, 1, 1, 1)  # broadcasts over (B, P, h/8, w/8, 8, 8)
+            return factor.reshape(-1, 1, 1, 1, 1, 1)  # times the (8, 8) table: one per sample and block
         if not 0 < quality < 100:
             raise ValueError(f"DiffJPEG: quality must lie in (0, 100), got {quality!r}")
         return quality_to_factor(float(quality))
 
     def _codec(self, plane: torch.Tensor, table: torch.Tensor, factor: float | torch.Tensor) -> torch.Tensor:
-        """Compress and decompress (N, P, H, W) planes (H, W multiples of 8) blockwise; ``factor`` per sample."""
+        """Compress and decompress (N, P, H, W) planes (H, W multiples of 8) blockwise; ``factor`` per sample.
+
+        Each 8x8 block is flattened row-major to 64 values, so its 2-D DCT ``C X C^T`` is one product with
+        ``kron(C, C)``, a single large matrix multiplication for the whole batch.
+        """
         n, p, h, w = plane.shape
-        blocks = (plane - 128).view(n, p, h // 8, 8, w // 8, 8).transpose(3, 4)  # (N, P, h/8, w/8, 8, 8)
-        dct = self.dct.to(plane.dtype)
-        coef = dct @ blocks @ dct.T
-        step = table.to(plane.dtype) * factor
-        quant = coef / step
+        blocks = (plane - 128).view(n, p, h // 8, 8, w // 8, 8).transpose(3, 4).reshape(n, p, h // 8, w // 8, 64)
+        dct = self.dct64.to(plane.dtype)
+        step = (table.to(plane.dtype) * factor).flatten(-2)  # (64,) or (N, 1, 1, 1, 64)
+        quant = (blocks @ dct.T) / step
         quant = _diff_round(quant) if self.differentiable else torch.round(quant)
-        restored = dct.T @ (quant * step) @ dct + 128
-        return restored.transpose(3, 4).reshape(n, p, h, w)
+        restored = (quant * step) @ dct + 128
+        return restored.view(n, p, h // 8, w // 8, 8, 8).transpose(3, 4).reshape(n, p, h, w)
 
     def forward(self, x: torch.Tensor, quality: float | torch.Tensor) -> torch.Tensor:
         """Compress ``x``.

@@ -48,23 +48,25 @@ def mesh_grid(kernel_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.stack([xx, yy], axis=-1), xx, yy
 
 
-def _quadratic_form(
-    kernel_size: int, sig_x: float, sig_y: float, theta: float, grid: np.ndarray | None, isotropic: bool
-) -> np.ndarray:
-    """``q = g^T Sigma^-1 g`` at every grid point; (K, K) float64."""
-    if grid is None:
-        grid = mesh_grid(kernel_size)[0]
-    sigma = np.diag([sig_x**2, sig_x**2]) if isotropic else sigma_matrix2(sig_x, sig_y, theta)
-    inv = np.linalg.inv(sigma)
+def _quadratic(inv: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """``g^T inv g`` at every point of ``grid`` (K, K, 2); (K, K) float64."""
     x, y = grid[..., 0], grid[..., 1]
     return inv[0, 0] * x * x + (inv[0, 1] + inv[1, 0]) * x * y + inv[1, 1] * y * y
 
 
+def _quadratic_form(
+    kernel_size: int, sig_x: float, sig_y: float, theta: float, grid: np.ndarray | None, isotropic: bool
+) -> np.ndarray:
+    """``q = g^T Sigma^-1 g`` on the kernel grid (or ``grid``); (K, K) float64."""
+    if grid is None:
+        grid = mesh_grid(kernel_size)[0]
+    sigma = np.diag([sig_x**2, sig_x**2]) if isotropic else sigma_matrix2(sig_x, sig_y, theta)
+    return _quadratic(np.linalg.inv(sigma), grid)
+
+
 def pdf2(sigma_matrix: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Unnormalised Gaussian ``exp(-q / 2)`` of covariance ``sigma_matrix`` (2, 2) on ``grid`` (K, K, 2)."""
-    inv = np.linalg.inv(sigma_matrix)
-    x, y = grid[..., 0], grid[..., 1]
-    return np.exp(-0.5 * (inv[0, 0] * x * x + (inv[0, 1] + inv[1, 0]) * x * y + inv[1, 1] * y * y))
+    return np.exp(-0.5 * _quadratic(np.linalg.inv(sigma_matrix), grid))
 
 
 def bivariate_Gaussian(
