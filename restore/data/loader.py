@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import restore.data.datasets  # noqa: F401 - registers the datasets
+from restore.data.real_esrgan import RealESRGANDataset  # noqa: F401 - registers it
 from restore.data.sampler import TrainSampler
 from restore.utils.registry import DATASET_REGISTRY
 from restore.utils.threads import worker_threads

@@ -2,10 +2,22 @@
 
 ``build_model(opt, device)`` resolves ``opt['model_type']`` in ``MODEL_REGISTRY``: BasicSR/HAT/DRCT/DRSformer
 names (``SRModel``, ``HATModel``, ``DRCTModel``, ``ImageCleanModel``, ...) are aliases of
-:class:`RestorationModel`. The command line lives in :mod:`restore.models.runner` (``main(argv)``).
+:class:`RestorationModel`; the Real-ESRGAN MSE-stage names (``RealHATMSEModel``, ...) build
+:class:`RealESRNetModel` and the GAN-stage names (``RealHATGANModel``, ...) :class:`RealESRGANModel`.
+The command line lives in :mod:`restore.models.runner` (``main(argv)``).
 """
 
+from restore.models.adversarial import RealESRGANModel
+from restore.models.real_esrgan import RealESRNetModel
 from restore.models.restoration import OFFICIAL_MODEL_TYPES, RestorationModel, TrainSettings, build_model
 from restore.utils.registry import MODEL_REGISTRY
 
-__all__ = ["MODEL_REGISTRY", "OFFICIAL_MODEL_TYPES", "RestorationModel", "TrainSettings", "build_model"]
+__all__ = [
+    "MODEL_REGISTRY",
+    "OFFICIAL_MODEL_TYPES",
+    "RealESRGANModel",
+    "RealESRNetModel",
+    "RestorationModel",
+    "TrainSettings",
+    "build_model",
+]

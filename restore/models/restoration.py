@@ -1,8 +1,8 @@
 """The one training model: a generator trained with pixel/perceptual/frequency losses, optional EMA.
 
 Official ``model_type`` names (``SRModel``, ``HATModel``, ``DRCTModel``, ``ImageCleanModel``, ...) are aliases
-of :class:`RestorationModel` in ``MODEL_REGISTRY``; the names of adversarial and Real-ESRGAN-degradation models
-resolve to a factory that explains what is not supported.
+of :class:`RestorationModel` in ``MODEL_REGISTRY``; the Real-ESRGAN names (MSE and GAN stages) build its
+subclasses in :mod:`restore.models.real_esrgan` and :mod:`restore.models.adversarial`.
 
 A training iteration (:meth:`RestorationModel.train_step`) takes ``accumulate_grad_batches`` micro-batches:
 forward (under bf16/fp16 autocast when ``train.amp`` asks), loss in float32, abort on a non-finite loss,
@@ -81,7 +81,8 @@ def _check_supported(opt: Mapping[str, Any]) -> None:
     for key, what in (("network_d", "network_d"), ("gan_opt", "train.gan_opt")):
         if (opt if key == "network_d" else train).get(key):
             raise NotImplementedError(
-                f"{what}: adversarial (GAN) training is not implemented; remove it to train the generator alone"
+                f"{what}: model_type {opt.get('model_type') or 'SRModel'} trains the generator alone; adversarial "
+                "training uses model_type RealESRGANModel (or RealHATGANModel, RealDRCTGANModel)"
             )
 
 
@@ -95,6 +96,9 @@ class RestorationModel:
         logger: receives the fine-tuning report and notes.
     """
 
+    #: Subclasses that train a discriminator accept ``network_d`` and ``train.gan_opt``.
+    trains_discriminator = False
+
     def __init__(
         self,
         opt: Mapping[str, Any],
@@ -102,7 +106,8 @@ class RestorationModel:
         dist: DistInfo | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
-        _check_supported(opt)
+        if not self.trains_discriminator:
+            _check_supported(opt)
         self.opt, self.device, self.dist = opt, device, dist or DistInfo()
         self.logger = logger or logging.getLogger("restore.train")
         train_opt = opt.get("train") or {}
@@ -173,6 +178,10 @@ class RestorationModel:
     def save_network(self, path: str | Path) -> Path:
         """Write ``{'params': net_g, 'params_ema': ema}`` (BasicSR layout) atomically."""
         return save_checkpoint(path, self.net_g, self.net_g_ema)
+
+    def save_networks(self, models_dir: str | Path, iteration: int) -> list[Path]:
+        """Write this iteration's weight files into ``models_dir`` (``net_g_<iter>.pth``); returns their paths."""
+        return [self.save_network(Path(models_dir) / f"net_g_{iteration}.pth")]
 
     def load_network_state(self, network: Mapping[str, Any]) -> None:
         """Restore weights saved by :meth:`save_network` (strict; used when resuming)."""
@@ -267,28 +276,15 @@ for _name in OFFICIAL_MODEL_TYPES:
     MODEL_REGISTRY.register(_restoration_model, name=_name)
 
 
-def _real_degradation_model(opt: Mapping[str, Any], device: torch.device, dist=None, logger=None):
-    """Real-ESRGAN-style MSE models: supported on paired data only (``high_order_degradation: false``)."""
-    if opt.get("high_order_degradation", True):
-        raise NotImplementedError(
-            f"model_type {opt.get('model_type')}: on-the-fly Real-ESRGAN degradation (RealESRGANDataset) is not "
-            "implemented; set high_order_degradation: false and train on LQ/GT folders with PairedImageDataset"
-        )
-    return RestorationModel(opt, device, dist, logger)
-
-
-for _name in ("RealHATMSEModel", "RealDRCTMSEModel", "RealESRNetModel"):
-    MODEL_REGISTRY.register(_real_degradation_model, name=_name)
-
-
 def _gan_model(opt: Mapping[str, Any], device: torch.device, dist=None, logger=None):
     raise NotImplementedError(
-        f"model_type {opt.get('model_type')}: adversarial (GAN) training is not implemented; train the generator "
-        "with model_type SRModel (or the matching MSE model) and pixel/perceptual losses"
+        f"model_type {opt.get('model_type')}: not implemented; adversarial training uses model_type "
+        "RealESRGANModel (or RealHATGANModel, RealDRCTGANModel), which also trains on paired data with "
+        "high_order_degradation: false"
     )
 
 
-for _name in ("RealHATGANModel", "RealDRCTGANModel", "RealESRGANModel", "SRGANModel", "ESRGANModel"):
+for _name in ("SRGANModel", "ESRGANModel"):
     MODEL_REGISTRY.register(_gan_model, name=_name)
 
 

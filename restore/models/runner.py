@@ -6,9 +6,10 @@ Usage::
     torchrun --nproc_per_node=4 restore/train.py -opt X.yml --launcher pytorch [--auto_resume]
 
 Every ``logger.save_checkpoint_freq`` iterations the weights go to ``models/net_g_<iter>.pth`` and
-``net_g_latest.pth`` and the training state to ``training_states/<iter>.state`` (see
-``restore.models.training_state``). ``--auto_resume`` continues from the newest complete state; with the same
-options, a resumed run replays the uninterrupted one exactly (same data order, augmentations and random draws).
+``net_g_latest.pth`` (GAN models: also ``net_d_<iter>.pth`` and ``net_d_latest.pth``) and the training state to
+``training_states/<iter>.state`` (see ``restore.models.training_state``). ``--auto_resume`` continues from the
+newest complete state; with the same options, a resumed run replays the uninterrupted one exactly (same data
+order, augmentations and random draws).
 
 A fresh run over an existing ``experiments/<name>/`` moves it aside to ``<name>_archived_<time>`` and says so; a
 run that fails before its first iteration (options, data, pretrained weights) puts everything back as it was.
@@ -46,7 +47,6 @@ from restore.models.training_state import (
     capture_rng,
     find_resume_point,
     load_resume_point,
-    network_path,
     restore_rng,
     save_state,
     state_path,
@@ -247,9 +247,10 @@ class Trainer:
         rngs = dist_utils.gather_objects(capture_rng(), self.dist)
         if self.dist.is_main:
             models = Path(self.paths["models"])
-            weights = self.model.save_network(network_path(models, it))
-            with atomic_path(network_path(models, "latest")) as tmp:
-                shutil.copyfile(weights, tmp)
+            written = self.model.save_networks(models, it)
+            for path in written:  # net_g_<iter>.pth -> net_g_latest.pth (and net_d_... for GAN models)
+                with atomic_path(path.with_name(path.name.replace(f"_{it}.pth", "_latest.pth"))) as tmp:
+                    shutil.copyfile(path, tmp)
             state = {
                 "iter": it,
                 "epoch": self.progress.epoch,
@@ -261,7 +262,7 @@ class Trainer:
                 "rng": rngs,
             }
             save_state(state_path(self.paths["training_states"], it), state)
-            self.logger.info(f"saved {weights.name} and training state {it}.state")
+            self.logger.info(f"saved {', '.join(p.name for p in written)} and training state {it}.state")
         dist_utils.barrier(self.dist)
 
     def validate(self) -> None:

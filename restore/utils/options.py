@@ -81,6 +81,7 @@ DATASET = Section(
         "dataroot_gt": _v(STR),
         "dataroot_lq": _v(STR),
         "meta_info_file": _v(STR),
+        "meta_info": _v(STR),  # RealESRGANDataset's file list (it ignores meta_info_file, as officially)
         "filename_tmpl": _v(STR, "{}"),
         "io_backend": Section({"type": _v(STR, "disk")}, free=True),
         "gt_size": _v(INT),
@@ -206,7 +207,7 @@ SCHEMA = Section(
 # Option keys holding file-system paths, resolved against the current directory (or ``root``) when relative.
 _PATH_KEYS = {
     "path": ("pretrain_network_g", "resume_state", "pretrain_network_d"),
-    "dataset": ("dataroot_gt", "dataroot_lq", "meta_info_file"),
+    "dataset": ("dataroot_gt", "dataroot_lq", "meta_info_file", "meta_info"),
 }
 
 
@@ -291,17 +292,18 @@ def _resolve(value: str | None, root: Path) -> str | None:
 
 
 def _check_network(opt: dict[str, Any], source: str) -> None:
-    network = opt.get("network_g")
-    if not network:
-        return
     from restore.archs import check_network_kwargs  # lazy: options must load without importing torch models
 
-    try:
-        check_network_kwargs(network, where=f"{source}: network_g")
-    except KeyError as err:
-        raise OptionsError(f"{source}: network_g.type: {err.args[0]}") from None
-    except TypeError as err:
-        raise OptionsError(str(err)) from None
+    for key in ("network_g", "network_d"):
+        network = opt.get(key)
+        if not network:
+            continue
+        try:
+            check_network_kwargs(network, where=f"{source}: {key}")
+        except KeyError as err:
+            raise OptionsError(f"{source}: {key}.type: {err.args[0]}") from None
+        except TypeError as err:
+            raise OptionsError(str(err)) from None
 
 
 def _check_optimizers(opt: dict[str, Any], source: str) -> None:

@@ -40,19 +40,24 @@ def test_official_model_types_build_the_one_model(model_type: str) -> None:
     assert isinstance(model, RestorationModel)
 
 
-@pytest.mark.parametrize("model_type", ["RealHATGANModel", "RealDRCTGANModel", "SRGANModel", "ESRGANModel"])
-def test_gan_model_types_explain_what_is_missing(model_type: str) -> None:
-    with pytest.raises(NotImplementedError, match=rf"model_type {model_type}: adversarial \(GAN\) training"):
+@pytest.mark.parametrize("model_type", ["SRGANModel", "ESRGANModel"])
+def test_other_gan_model_types_point_to_the_supported_one(model_type: str) -> None:
+    with pytest.raises(NotImplementedError, match=rf"model_type {model_type}: not implemented; .*RealESRGANModel"):
         build_model(dict(_opt(), model_type=model_type), CPU)
 
 
-def test_real_esrgan_mse_models_need_paired_data() -> None:
-    with pytest.raises(NotImplementedError, match="high_order_degradation: false"):
-        build_model(dict(_opt(), model_type="RealHATMSEModel"), CPU)
+def test_real_esrgan_model_types_and_generator_only_refusals() -> None:
+    from restore.models import RealESRGANModel, RealESRNetModel
+
     model = build_model(dict(_opt(), model_type="RealHATMSEModel", high_order_degradation=False), CPU)
-    assert isinstance(model, RestorationModel)
-    with pytest.raises(NotImplementedError, match="network_d"):
+    assert isinstance(model, RealESRNetModel) and model.feed is None  # paired path
+    model = build_model(dict(_opt(), model_type="RealDRCTMSEModel"), CPU)
+    assert model.feed is not None and model.feed.pool.size == 180
+    with pytest.raises(NotImplementedError, match="network_d: model_type SRModel trains the generator alone"):
         build_model(dict(_opt(), network_d={"type": "UNetDiscriminatorSN"}), CPU)
+    with pytest.raises(KeyError, match="network_d: missing; model_type RealHATGANModel"):
+        build_model(dict(_opt(), model_type="RealHATGANModel"), CPU)
+    assert RealESRGANModel.trains_discriminator
     with pytest.raises(KeyError, match="unknown model type 'SRModle'"):
         build_model(dict(_opt(), model_type="SRModle"), CPU)
     assert "HATModel" in MODEL_REGISTRY
