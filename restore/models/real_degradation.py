@@ -33,6 +33,7 @@ import torch
 from torch.nn import functional as F
 
 from restore.data import real_esrgan as real_esrgan_data
+from restore.utils.options import OptionsError
 
 __all__ = ["DegradationSettings", "PairPool", "degrade", "paired_random_crop", "quantize"]
 
@@ -41,10 +42,10 @@ _RESIZE_MODES = ("area", "bilinear", "bicubic")
 
 def _pair(value: Any, key: str) -> tuple[float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"{key}: expected [low, high], got {value!r}")
+        raise OptionsError(f"{key}: expected [low, high], got {value!r}")
     low, high = float(value[0]), float(value[1])
     if low > high:
-        raise ValueError(f"{key}: expected low <= high, got {value!r}")
+        raise OptionsError(f"{key}: expected low <= high, got {value!r}")
     return low, high
 
 
@@ -73,7 +74,7 @@ class DegradationSettings:
 
     @classmethod
     def from_options(cls, opt: Mapping[str, Any]) -> DegradationSettings:
-        """Read the keys from a validated option dict; wrong shapes raise one-line ``ValueError`` naming the key."""
+        """Read the keys from a validated option dict; wrong shapes raise one-line ``OptionsError`` naming the key."""
         values: dict[str, Any] = {}
         for f in fields(cls):
             if opt.get(f.name) is None:
@@ -81,7 +82,7 @@ class DegradationSettings:
             raw = opt[f.name]
             if f.name.startswith("resize_prob"):
                 if not isinstance(raw, (list, tuple)) or len(raw) != 3:
-                    raise ValueError(f"{f.name}: expected [up, down, keep] probabilities, got {raw!r}")
+                    raise OptionsError(f"{f.name}: expected [up, down, keep] probabilities, got {raw!r}")
                 values[f.name] = tuple(float(v) for v in raw)
             elif f.name.endswith(("_range", "_range2")):
                 values[f.name] = _pair(raw, f.name)
@@ -92,14 +93,14 @@ class DegradationSettings:
         settings = cls(**values)
         crop = real_esrgan_data.CROP_PAD_SIZE
         if settings.gt_size > crop:
-            raise ValueError(
+            raise OptionsError(
                 f"gt_size: {settings.gt_size} is larger than the {crop}-pixel GT crop that RealESRGANDataset "
                 f"makes; use at most {crop}"
             )
         if settings.gt_size % settings.scale:
-            raise ValueError(f"gt_size: {settings.gt_size} is not a multiple of scale {settings.scale}")
+            raise OptionsError(f"gt_size: {settings.gt_size} is not a multiple of scale {settings.scale}")
         if settings.queue_size < 1:
-            raise ValueError(f"queue_size: expected a positive int, got {settings.queue_size}")
+            raise OptionsError(f"queue_size: expected a positive int, got {settings.queue_size}")
         return settings
 
 
@@ -224,12 +225,12 @@ class PairPool:
         batch_size: the per-process batch size (``datasets.train.batch_size_per_gpu``).
 
     Raises:
-        ValueError: ``size`` is not divisible by ``batch_size`` (one line naming ``queue_size``).
+        OptionsError: ``size`` is not divisible by ``batch_size`` (one line naming ``queue_size``).
     """
 
     def __init__(self, size: int, batch_size: int) -> None:
         if size % batch_size:
-            raise ValueError(
+            raise OptionsError(
                 f"queue_size: {size} is not divisible by datasets.train.batch_size_per_gpu {batch_size}; "
                 f"use a multiple such as {max(1, size // batch_size) * batch_size}"
             )

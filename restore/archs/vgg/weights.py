@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from restore.checkpoint import CheckpointError
+
 ENV_VAR = "RESTORE_VGG_WEIGHTS"
 PRETRAINED_DIR = Path("experiments") / "pretrained_models"
 URL_ROOT = "https://download.pytorch.org/models/"
@@ -28,6 +30,10 @@ TORCHVISION_FILES = {
     "vgg16_bn": "vgg16_bn-6c64b313.pth",
     "vgg19_bn": "vgg19_bn-c79401a0.pth",
 }
+
+
+class VGGWeightsNotFound(CheckpointError, FileNotFoundError):
+    """The VGG weights file is missing: unusable weights (a ``CheckpointError``) and a ``FileNotFoundError``."""
 
 
 def resolve_vgg_weights(vgg_type: str, path: str | os.PathLike[str] | None = None) -> Path:
@@ -47,7 +53,7 @@ def resolve_vgg_weights(vgg_type: str, path: str | os.PathLike[str] | None = Non
     if found.is_file():
         return found
     sha_prefix = name.rsplit("-", 1)[1].split(".")[0]
-    raise FileNotFoundError(
+    raise VGGWeightsNotFound(
         f"{vgg_type} weights not found: {found} ({origin}, from {Path.cwd()}); put torchvision's {name} "
         f"(SHA-256 starts with {sha_prefix}; {URL_ROOT}{name}) at {PRETRAINED_DIR / name}, "
         f"or point perceptual_opt.vgg_weights or ${ENV_VAR} to it"
@@ -59,7 +65,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as err:
-        raise ValueError(f"{path}: not a readable torch state dict ({type(err).__name__}: {err})") from None
+        raise CheckpointError(f"{path}: not a readable torch state dict ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a torchvision VGG state dict, got {type(state).__name__}")
+        raise CheckpointError(f"{path}: expected a torchvision VGG state dict, got {type(state).__name__}")
     return state
