@@ -7,9 +7,16 @@ prints one line per dataset, then a table (datasets x metrics), and writes to ``
 (``results/<name>/`` by default):
 
 - ``visualization/<dataset>/<image>_<suffix>.png`` when ``val.save_img`` (suffix: ``val.suffix``, else ``name``);
-- ``metrics.csv`` (one row per image, then one ``average`` row per dataset) and ``metrics.json``;
+- ``metrics.csv`` (one row per image, then one ``average`` row per dataset) and ``metrics.json``, unless no
+  metric could be computed (e.g. LQ-only folders with only full-reference metrics);
 - ``index.html`` when ``val.report``: sortable per-dataset tables linking to the images, with a slider;
 - ``test_<timestamp>.log`` with everything printed.
+
+As in BasicSR: the weights come from ``path.param_key_g`` (default ``params``; an absent key falls back to
+``params``), ``manual_seed`` seeds Python, NumPy and torch before the network is built, and an existing results
+folder of the same ``name`` is renamed to ``<name>_archived_<time>`` first. An option file without
+``path.pretrain_network_g`` is refused unless ``--allow-random-weights`` is given; ``precision: fp16`` is refused
+before any checkpoint is read for networks that declare float16 unsafe.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import csv
 import datetime
 import inspect
 import json
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -31,10 +39,20 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-__all__ = ["DatasetResult", "MetricSpec", "build_parser", "format_table", "main", "run_benchmark"]
+__all__ = [
+    "DatasetResult", "MetricSpec", "UnusableOptions", "build_parser", "check_options", "format_table", "main",
+    "run_benchmark",
+]  # fmt: skip
 
 #: Errors whose one-line message is the whole story (missing files, bad options, size mismatches).
 USER_ERRORS = (OSError, ValueError, KeyError)
+
+#: ``param_key_g`` when the option file names none, and the key an absent one falls back to (BasicSR).
+DEFAULT_PARAM_KEY = "params"
+
+
+class UnusableOptions(ValueError):
+    """The option file asks for something that cannot give a meaningful benchmark (exit status 2)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,7 @@ class DatasetResult:
     metrics: list[str]
     images: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    tiled: int = 0  # images that ran in more than one tile (the others fit in one tile and ran whole)
 
     @property
     def averages(self) -> dict[str, float]:
@@ -109,24 +128,77 @@ def choose_device(opt: dict[str, Any], device: str | None = None) -> torch.devic
     return torch.device("cuda")
 
 
+def check_options(opt: dict[str, Any], allow_random_weights: bool = False, source: str | None = None) -> None:
+    """Refuse, before anything is read or written, option files that cannot give a meaningful benchmark.
+
+    Raises:
+        UnusableOptions: no ``path.pretrain_network_g`` (unless ``allow_random_weights``), or ``precision: fp16``
+            for a ``network_g`` type whose class declares ``supports_fp16 = False``.
+    """
+    from restore.utils.registry import ARCH_REGISTRY
+
+    where = source or str(opt.get("name"))
+    network = opt.get("network_g") or {}
+    if not network:
+        raise KeyError(f"{where}: network_g: missing (the network to evaluate)")
+    if not (opt.get("path") or {}).get("pretrain_network_g") and not allow_random_weights:
+        raise UnusableOptions(
+            f"{where}: path.pretrain_network_g is empty: refusing to benchmark a randomly initialised "
+            f"{network.get('type')}; set it to a checkpoint (or pass --allow-random-weights)"
+        )
+    if (opt.get("precision") or "fp32") == "fp16":
+        try:
+            cls = ARCH_REGISTRY.get(network.get("type"))
+        except KeyError as err:
+            raise KeyError(f"{where}: network_g.type: {err.args[0]}") from None
+        if getattr(cls, "supports_fp16", True) is False:
+            raise UnusableOptions(
+                f"{where}: precision 'fp16' refused for {cls.__name__}: its activations exceed the float16 range "
+                "with trained weights (inf/NaN outputs); use 'bf16' or 'fp32'"
+            )
+
+
+def select_params(checkpoint: Any, param_key: str | None, log: Callable[[str], None]) -> tuple[Any, str | None]:
+    """BasicSR's choice of weights in a checkpoint: ``param_key`` if present, else ``params`` (with its log line).
+
+    Returns the chosen sub-dict (or the checkpoint itself when it holds neither key) and the key used.
+    """
+    if not param_key or not isinstance(checkpoint, dict):
+        return checkpoint, None
+    if param_key not in checkpoint and DEFAULT_PARAM_KEY in checkpoint:
+        log(f"Loading: {param_key} does not exist, use {DEFAULT_PARAM_KEY}.")
+        param_key = DEFAULT_PARAM_KEY
+    if param_key in checkpoint:
+        return checkpoint[param_key], param_key
+    return checkpoint, None
+
+
 def build_model(opt: dict[str, Any], log: Callable[[str], None]) -> nn.Module:
-    """``network_g`` built and loaded from ``path.pretrain_network_g`` (``param_key_g``, ``strict_load_g``)."""
+    """``network_g`` built and loaded from ``path.pretrain_network_g`` (``param_key_g``, ``strict_load_g``).
+
+    Without a checkpoint the network keeps its random initialisation (only reached through
+    ``--allow-random-weights``; see :func:`check_options`).
+    """
     from restore.archs import build_network
-    from restore.checkpoint import load_network, load_state_dict
+    from restore.checkpoint import canonicalize, load_network, read_checkpoint
 
     if not opt.get("network_g"):
         raise KeyError(f"{opt.get('name')}: network_g: missing (the network to evaluate)")
     paths = opt.get("path") or {}
     checkpoint = paths.get("pretrain_network_g")
-    if checkpoint is None:
+    if not checkpoint:
         net = build_network(opt["network_g"])
         log(f"warning: path.pretrain_network_g is not set: evaluating randomly initialised {type(net).__name__}")
         return net
     if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"{checkpoint}: path.pretrain_network_g not found")
-    state = load_state_dict(checkpoint, paths.get("param_key_g", "params_ema"))
+        raise FileNotFoundError(f"{checkpoint}: path.pretrain_network_g not found (expected a checkpoint file)")
+    requested = paths.get("param_key_g") or DEFAULT_PARAM_KEY
+    raw, key = select_params(read_checkpoint(checkpoint), requested, log)
+    state = canonicalize(raw, None, source=str(checkpoint))
     net = build_network(opt["network_g"], state_dict=state)
     report = load_network(net, state, strict=paths.get("strict_load_g", True), param_key=None)
+    shown = f"[{key}]" if key else f"none (neither {requested} nor params in the file)"
+    log(f"Loading {type(net).__name__} model from {checkpoint}, with param key: {shown}.")
     log(f"loaded {checkpoint} ({report.summary()})")
     return net
 
@@ -163,6 +235,24 @@ def _engine_options(opt: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def runs_tiled(net: nn.Module, height: int, width: int, engine: dict[str, Any]) -> bool:
+    """Whether :func:`restore.engine.infer` splits an ``height x width`` input into several tiles.
+
+    A tile block at least as large as the (padded) image runs the whole image in one forward pass.
+    """
+    from restore.engine import network_spec, pad_amount
+    from restore.engine.tiling import plan_blended_axis
+
+    if not engine["tile"]:
+        return False
+    spec = network_spec(net)
+    return any(
+        len(plan_blended_axis(n + pad_amount(n, spec.pad_multiple, "reflect"), engine["tile"],
+                              engine["tile_overlap"], spec.pad_multiple, spec.scale)) > 1
+        for n in (height, width)
+    )  # fmt: skip
+
+
 def evaluate_dataset(
     net: nn.Module,
     name: str,
@@ -190,6 +280,7 @@ def evaluate_dataset(
             if len(active) < len(specs):
                 skipped = ", ".join(s.name for s in specs if s not in active)
                 log(f"{name}: no ground truth, skipping {skipped}")
+        result.tiled += runs_tiled(net, *item["lq"].shape[-2:], engine)
         sr = tensor_to_uint8(infer(net, item["lq"][None], **engine))
         stem = image_stem(item["lq_path"])
         row: dict[str, Any] = {"image": stem, "lq_path": item["lq_path"]}
@@ -214,9 +305,11 @@ def evaluate_dataset(
     return result
 
 
-def dataset_line(result: DatasetResult) -> str:
-    """``Set5: 5 images, 1.2 s | psnr 32.1234 | ssim 0.9012``."""
+def dataset_line(result: DatasetResult, engine: dict[str, Any] | None = None) -> str:
+    """``Set5: 5 images, 1.2 s | psnr 32.1234 | ssim 0.9012``; with a tile block, how many images ran tiled."""
     parts = [f"{result.name}: {len(result.images)} images, {result.seconds:.1f} s"]
+    if engine and engine["tile"]:
+        parts.append(f"tiled {result.tiled}, whole {len(result.images) - result.tiled}")
     parts += [f"{m} {v:.4f}" for m, v in result.averages.items()]
     return " | ".join(parts)
 
@@ -234,8 +327,9 @@ def format_table(results: Sequence[DatasetResult], specs: Sequence[MetricSpec]) 
 
 
 def write_reports(results: Sequence[DatasetResult], specs: Sequence[MetricSpec], opt: dict[str, Any]) -> None:
-    """``metrics.csv`` and ``metrics.json`` in ``path.results_root``."""
+    """``metrics.csv`` and ``metrics.json`` in ``path.results_root`` (datasets without any metric are left out)."""
     root = Path(opt["path"]["results_root"])
+    results = [r for r in results if r.metrics]
     root.mkdir(parents=True, exist_ok=True)
     names = [s.name for s in specs]
     with open(root / "metrics.csv", "w", newline="", encoding="utf-8") as handle:
@@ -245,7 +339,8 @@ def write_reports(results: Sequence[DatasetResult], specs: Sequence[MetricSpec],
             for img in r.images:
                 writer.writerow([r.name, img["image"], *[repr(img[m]) if m in img else "" for m in names]])
             averages = r.averages
-            writer.writerow([r.name, "average", *[repr(averages[m]) if m in averages else "" for m in names]])
+            if averages:
+                writer.writerow([r.name, "average", *[repr(averages[m]) if m in averages else "" for m in names]])
     report = {
         "name": opt.get("name"),
         "network_g": (opt.get("network_g") or {}).get("type"),
@@ -254,15 +349,47 @@ def write_reports(results: Sequence[DatasetResult], specs: Sequence[MetricSpec],
         "tile": opt.get("tile"),
         "metrics": {s.name: {"type": s.type, "better": s.better, **s.options} for s in specs},
         "datasets": {
-            r.name: {"count": len(r.images), "seconds": r.seconds, "average": r.averages, "images": r.images}
+            r.name: {
+                "count": len(r.images),
+                "tiled": r.tiled,
+                "seconds": r.seconds,
+                "average": r.averages,
+                "images": r.images,
+            }
             for r in results
         },
     }
     (root / "metrics.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
 
 
+def archive_results(root: Path, stamp: str) -> Path | None:
+    """Rename an existing, non-empty ``root`` to ``<root>_archived_<stamp>`` (BasicSR); returns the new path."""
+    if not root.is_dir() or not any(root.iterdir()):
+        return None
+    target = root.with_name(f"{root.name}_archived_{stamp}")
+    n = 1
+    while target.exists():
+        target = root.with_name(f"{root.name}_archived_{stamp}_{n}")
+        n += 1
+    root.rename(target)
+    return target
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) as BasicSR's ``set_random_seed`` does."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
 def run_benchmark(
-    opt: dict[str, Any], net: nn.Module | None = None, device: str | torch.device | None = None
+    opt: dict[str, Any],
+    net: nn.Module | None = None,
+    device: str | torch.device | None = None,
+    *,
+    allow_random_weights: bool = False,
+    source: str | None = None,
 ) -> list[DatasetResult]:
     """Evaluate ``net`` (default: built and loaded from ``opt``) on every dataset of a loaded option dict.
 
@@ -270,15 +397,25 @@ def run_benchmark(
         opt: options from :func:`restore.utils.options.load_options` (``is_train=False``).
         net: an already built network (then ``network_g`` and ``path.pretrain_network_g`` are not used).
         device: where the network runs; default from ``num_gpu`` and CUDA availability.
+        allow_random_weights: evaluate ``network_g`` randomly initialised when no checkpoint is given.
+        source: the option file, for messages.
 
     Returns:
         One :class:`DatasetResult` per dataset, in option-file order.
+
+    Raises:
+        UnusableOptions: see :func:`check_options` (raised before the results folder is touched).
     """
+    if net is None:
+        check_options(opt, allow_random_weights, source)
     root = Path(opt["path"]["results_root"])
-    root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
+    archived = archive_results(root, stamp)
+    root.mkdir(parents=True, exist_ok=True)
     with open(root / f"test_{stamp}.log", "w", encoding="utf-8") as handle:
         log = _Log(handle)
+        if archived is not None:
+            log(f"{root} already exists: previous results moved to {archived}")
         try:
             return _run(opt, net, device, root, log)
         except USER_ERRORS as err:
@@ -298,25 +435,32 @@ def _run(
         log(f"datasets.{key}: null, skipped")
     datasets = build_datasets(opt)
     run_device = choose_device(opt, None if device is None else str(device))
+    seed = opt.get("manual_seed")
+    if seed is not None:
+        seed_everything(seed)
     if net is None:
         net = build_model(opt, log)
     net = net.to(run_device).eval()
     engine = _engine_options(opt)
-    log(f"{opt.get('name')}: {type(net).__name__} on {run_device}, precision {engine['precision']}, "
-        f"tile {engine['tile'] or 'off'}")  # fmt: skip
+    tiling = (f"tile_size {engine['tile']} with tile_pad {engine['tile_overlap']} (images that fit in one tile run "
+              "whole)" if engine["tile"] else "whole images (no tiling)")  # fmt: skip
+    seeded = "" if seed is None else f", manual_seed {seed}"
+    log(f"{opt.get('name')}: {type(net).__name__} on {run_device}, precision {engine['precision']}, {tiling}{seeded}")
     results = []
     for name, dataset in datasets:
         result = evaluate_dataset(net, name, dataset, specs, opt, log)
-        log(dataset_line(result))
+        log(dataset_line(result, engine))
         results.append(result)
-    write_reports(results, specs, opt)
     if (opt.get("val") or {}).get("report"):
         from restore.analysis.report import write_test_report
 
         log(f"report: {write_test_report(results, specs, opt)}")
-    if specs:
+    if any(r.metrics for r in results):
+        write_reports(results, specs, opt)
         log("")
         log(format_table(results, specs))
+    else:
+        log("nothing to measure (no metric applies to these datasets): no metrics.csv/metrics.json written")
     log(f"results in {root}")
     return results
 
@@ -334,17 +478,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="override options, e.g. val:save_img=true",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: from num_gpu and CUDA)")
+    parser.add_argument(
+        "--allow-random-weights",
+        action="store_true",
+        help="evaluate network_g randomly initialised when path.pretrain_network_g is empty (refused otherwise)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (errors are one line on stderr)."""
+    """Command-line entry point; returns the exit status (errors are one line on stderr).
+
+    0: done; 2: unusable options (no weights, refused precision); 1: any other error (missing data, ...).
+    """
     from restore.utils.options import load_options
 
     args = build_parser().parse_args(argv)
     try:
         opt = load_options(args.opt, force_yml=args.force_yml, is_train=False)
-        run_benchmark(opt, device=args.device)
+        run_benchmark(opt, device=args.device, allow_random_weights=args.allow_random_weights, source=args.opt)
+    except UnusableOptions as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except USER_ERRORS as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 1

@@ -118,7 +118,7 @@ def test_full_basicsr_train_file_loads(train_yml, tmp_path, monkeypatch):
     assert opt["train"]["optim_g"]["lr"] == pytest.approx(2e-4)
     assert opt["datasets"]["train"]["phase"] == "train" and opt["datasets"]["val_1"]["phase"] == "val"
     assert opt["datasets"]["train"]["scale"] == 4
-    assert opt["path"]["param_key_g"] == "params_ema"  # default filled
+    assert opt["path"]["param_key_g"] == "params"  # default filled (BasicSR's)
     assert opt["path"]["models"] == str(tmp_path.resolve() / "experiments" / "demo_train" / "models")
 
 

@@ -138,7 +138,7 @@ SCHEMA = Section(
         "path": Section(
             {
                 "pretrain_network_g": _v(STR, None),
-                "param_key_g": _v(STR, "params_ema"),
+                "param_key_g": _v(STR, "params"),  # BasicSR: loads params unless told otherwise
                 "strict_load_g": _v(BOOL, True),
                 "resume_state": _v(STR, None),
                 "pretrain_network_d": _v(STR, None),

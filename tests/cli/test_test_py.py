@@ -260,7 +260,7 @@ def test_tiled_run_through_options(tmp_path: Path) -> None:
 
 
 def _run_main(options: Path, capsys: pytest.CaptureFixture) -> str:
-    assert main(["-opt", str(options)]) == 1
+    assert main(["-opt", str(options), "--allow-random-weights"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
     return err

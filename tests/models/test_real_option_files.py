@@ -104,7 +104,7 @@ def test_real_option_file_runs_two_iterations(
 
 def _bad_run(tmp: Path, filename: str, capsys: pytest.CaptureFixture, *extra: str) -> str:
     name = "bad"
-    assert main(["-opt", str(OPTIONS / filename), "--force_yml", *_overrides(tmp, name, filename), *extra]) == 2  # unusable options or weights
+    assert main(["-opt", str(OPTIONS / filename), "--force_yml", *_overrides(tmp, name, filename), *extra]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]  # the rest is the log
     assert len(err) == 1, err
     log = tmp / "experiments" / name / f"train_{name}.log"
