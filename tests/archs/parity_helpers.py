@@ -15,12 +15,12 @@ from torch import nn
 
 from restore.archs import build_network
 
-SHARED_PARITY = Path(__file__).resolve().parents[2].parent / "shared" / "parity"
+PARITY_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
 
 
 def fixtures(prefix: str, mode: str | None = None) -> list[Path]:
     """Parity fixtures ``<prefix>_*.pt``; with ``mode``, only those whose file name says so."""
-    paths = sorted(SHARED_PARITY.glob(f"{prefix}_*.pt"))
+    paths = sorted(PARITY_DIR.glob(f"{prefix}_*.pt"))
     if mode == "arch":
         return [p for p in paths if p.stem.endswith("_arch")]
     if mode == "pipeline":
@@ -31,7 +31,7 @@ def fixtures(prefix: str, mode: str | None = None) -> list[Path]:
 def manifests(arch: str) -> list[Path]:
     """Manifest files of one architecture (``HAT`` or ``DRCT``)."""
     out = []
-    for path in sorted((SHARED_PARITY / "manifests").glob("*.json")):
+    for path in sorted((PARITY_DIR / "manifests").glob("*.json")):
         if path.name.startswith("index_"):
             continue
         if json.loads(path.read_text())["arch"] == arch:

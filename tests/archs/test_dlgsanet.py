@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from parity_helpers import SHARED_PARITY, bf16_forward, check_manifest_meta_load, load_fixture_network
+from parity_helpers import PARITY_DIR, bf16_forward, check_manifest_meta_load, load_fixture_network
 from torch_threads import one_thread_fixture
 
 from restore.archs.dlgsanet import PRESETS, TLC_KERNEL_BY_SCALE, DLGSANet
 from restore.archs.layers.tlc import tlc_apply, tlc_origins
 
-FIXTURES = sorted(SHARED_PARITY.glob("dlgsanet_*.pt"))
-MANIFESTS = sorted(SHARED_PARITY.glob("manifests/*DLGSANet*.json"))
+FIXTURES = sorted(PARITY_DIR.glob("dlgsanet_*.pt"))
+MANIFESTS = sorted(PARITY_DIR.glob("manifests/*DLGSANet*.json"))
 
 
 _one_thread = one_thread_fixture()
@@ -30,8 +30,8 @@ def _tiny(**overrides: object) -> DLGSANet:
     return DLGSANet(**cfg)
 
 
-def test_fixtures_are_present(shared: Path) -> None:
-    assert shared / "parity" == SHARED_PARITY
+def test_fixtures_are_present(fixtures: Path) -> None:
+    assert fixtures / "parity" == PARITY_DIR
     assert len(FIXTURES) == 4 and len(MANIFESTS) == 9
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from parity_helpers import SHARED_PARITY, bf16_forward, check_manifest_meta_load, load_fixture_network
+from parity_helpers import PARITY_DIR, bf16_forward, check_manifest_meta_load, load_fixture_network
 from torch_threads import one_thread_fixture
 
 from restore.archs.drsformer import PRESETS, DRSformer
 
-FIXTURES = sorted(SHARED_PARITY.glob("drsformer_*.pt"))
-MANIFESTS = sorted(SHARED_PARITY.glob("manifests/DRSformer*.json"))
+FIXTURES = sorted(PARITY_DIR.glob("drsformer_*.pt"))
+MANIFESTS = sorted(PARITY_DIR.glob("manifests/DRSformer*.json"))
 
 
 _one_thread = one_thread_fixture()
@@ -32,8 +32,8 @@ def _tiny(**overrides: object) -> DRSformer:
     return DRSformer(**cfg)
 
 
-def test_fixtures_are_present(shared: Path) -> None:
-    assert shared / "parity" == SHARED_PARITY
+def test_fixtures_are_present(fixtures: Path) -> None:
+    assert fixtures / "parity" == PARITY_DIR
     assert len(FIXTURES) == 4 and len(MANIFESTS) == 2
 
 

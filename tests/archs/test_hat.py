@@ -30,8 +30,8 @@ def _tiny(**overrides: object) -> HAT:
     return HAT(**cfg)
 
 
-def test_fixture_inventory(shared: Path) -> None:
-    assert (shared / "parity").resolve() == ARCH_FIXTURES[0].parent.resolve()
+def test_fixture_inventory(fixtures: Path) -> None:
+    assert (fixtures / "parity").resolve() == ARCH_FIXTURES[0].parent.resolve()
     assert [p.stem for p in ARCH_FIXTURES] == ["hat_tiny_x2_arch", "hat_tiny_x4_arch"]
     assert [p.stem for p in PIPELINE_FIXTURES] == ["hat_tiny_x3_pipeline"]
     assert len(MANIFESTS) == 9

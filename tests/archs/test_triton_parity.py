@@ -8,14 +8,14 @@ import torch
 from restore.archs import build_network
 from restore.checkpoint import load_network
 
-PARITY = Path(__file__).resolve().parents[2].parent / "shared" / "parity"
+PARITY = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
 ARCH_FIXTURES = sorted(p.name for p in PARITY.glob("*_arch.pt"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ARCH_FIXTURES)
-def test_arch_fixture_on_triton_backend(shared, name, monkeypatch):
-    fx = torch.load(shared / "parity" / name, weights_only=True)
+def test_arch_fixture_on_triton_backend(fixtures, name, monkeypatch):
+    fx = torch.load(fixtures / "parity" / name, weights_only=True)
     monkeypatch.setenv("RESTORE_OPS", "triton")
     net = build_network({"type": fx["arch"], **fx["kwargs"]}, state_dict=fx["state_dict"])
     load_network(net, fx["state_dict"], strict=True, param_key=None)

@@ -23,8 +23,8 @@ SCRIPT = REPO_ROOT / "restore" / "infer.py"
 
 
 @pytest.fixture(scope="module")
-def weights(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    fx = torch.load(shared / "parity" / "hat_tiny_x3_pipeline.pt", weights_only=True)
+def weights(fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    fx = torch.load(fixtures / "parity" / "hat_tiny_x3_pipeline.pt", weights_only=True)
     return save_checkpoint(tmp_path_factory.mktemp("weights") / "hat_x3.pth", fx["state_dict"], fx["state_dict"])
 
 
