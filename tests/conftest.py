@@ -21,7 +21,8 @@ torch.backends.cudnn.allow_tf32 = False
 
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
-    """``tests/fixtures``: reference data shipped with the repository (parity/, metrics/, realworld/, lam/; see their READMEs)."""
+    """``tests/fixtures``: reference data shipped with the repository (parity/, metrics/, realworld/, lam/, ...;
+    see their READMEs)."""
     return FIXTURES
 
 

@@ -210,7 +210,9 @@ def test_prepare_benchmark_errors(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert "only in GT: ['coffee']" in capsys.readouterr().err
 
 
-def test_lq_only_dataset_with_niqe(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lq_only_dataset_with_niqe(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No ``niqe_params_path`` and no environment variable: the pristine model shipped with the package is used."""
     monkeypatch.delenv("RESTORE_NIQE_PARAMS", raising=False)
     lq_dir = tmp_path / "lq"
