@@ -20,7 +20,7 @@ _LAZY = {
     "tensor_to_uint8": "restore.data.benchmark",
 }
 
-__all__ = sorted(["imresize", "modcrop", "round_to_uint8", *_LAZY])
+__all__ = ["imresize", "modcrop", "round_to_uint8", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:
