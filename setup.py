@@ -29,6 +29,8 @@ setup(
         "pyyaml",
         "tqdm",
         "kornia",
+        "safetensors",
+        "Pillow",
     ],
     extras_require={
         # tests: scikit-image ships the sample photos; triton runs the kernels through its CPU interpreter
