@@ -3,9 +3,10 @@
 What is checked, block by block (fenced code in README.md):
 
 * every ``python`` block runs in a fresh interpreter from the repository root and must exit 0;
-* in ``bash`` (or ``sh``, ``shell``, ``console``) blocks, every command (after joining ``\\`` continuations, splitting on ``&&`` and dropping ``#``
-  comments) that starts with ``restore``, ``python restore/<script>.py`` or ``torchrun ... restore/<script>.py``
-  is checked; other commands (``pip``, ``pytest``, ``python scripts/...`` benchmarks) are not;
+* in ``bash`` (or ``sh``, ``shell``, ``console``) blocks, every command (after joining ``\\`` continuations,
+  splitting on ``&&`` and dropping ``#`` comments) that starts with ``restore``, ``python restore/<script>.py``
+  or ``torchrun ... restore/<script>.py`` is checked; other commands (``pip``, ``pytest``, ``python scripts/...``
+  benchmarks) are not;
 * inline code of the form ``from restore... import a, b`` must import, and each name must not be a module.
 
 How a command is checked (the rules other README sections must follow):
@@ -114,9 +115,9 @@ def shell_commands(body: str) -> list[str]:
             argv = shlex.split(segment, comments=True)
             if not argv:
                 continue
-            if argv[0] == "restore" or (argv[0] in ("python", "python3") and len(argv) > 1 and PY_SCRIPT.match(argv[1])):
-                out.append(shlex.join(argv))
-            elif argv[0] == "torchrun" and any(PY_SCRIPT.match(t) for t in argv):
+            is_script = argv[0] in ("python", "python3") and len(argv) > 1 and bool(PY_SCRIPT.match(argv[1]))
+            is_launch = argv[0] == "torchrun" and any(PY_SCRIPT.match(t) for t in argv)
+            if argv[0] == "restore" or is_script or is_launch:
                 out.append(shlex.join(argv))
     return out
 
