@@ -164,3 +164,20 @@ def check_swin_backward(
     for (name, p), q in zip(net.named_parameters(), reference.parameters()):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
         torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-4)
+
+
+def check_fresh_buffers_match_fixture(path: Path, arch: str) -> list[str]:
+    """Build the network from the fixture's kwargs WITHOUT loading it and compare every persistent buffer
+    (relative-position indices, shift masks) with the fixture's state dict, which holds the official code's values.
+    A strict load would overwrite these buffers, so this is the check of our own index/mask construction.
+    Returns the names of the compared buffers."""
+    fx = torch.load(path, weights_only=True)
+    net = build_network({"type": arch, **fx["kwargs"]})
+    params = {name for name, _ in net.named_parameters()}
+    buffers = [k for k in net.state_dict() if k not in params]
+    assert buffers, f"{path.name}: no persistent buffers"
+    for key in buffers:
+        ours, official = net.state_dict()[key], fx["state_dict"][key]
+        assert ours.dtype == official.dtype and ours.shape == official.shape, key
+        assert torch.equal(ours, official), f"{path.name}: {key} differs from the official buffer"
+    return buffers

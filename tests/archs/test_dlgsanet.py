@@ -110,7 +110,7 @@ def test_engine_attributes() -> None:
     net = _tiny(upscale=3)
     assert (net.scale, net.pad_multiple, net.clamp_output) == (3, 1, True)
     assert _tiny(upsampler="").scale == 1
-    assert isinstance(net.supports_fp16, bool)
+    assert net.supports_fp16 is True
 
 
 def test_tlc_batch_equals_per_sample_and_keeps_no_state() -> None:

@@ -74,7 +74,14 @@ def test_presets_pick_the_variant_per_dataset() -> None:
 def test_engine_attributes() -> None:
     net = _tiny()
     assert (net.scale, net.pad_multiple, net.clamp_output) == (1, 8, True)
-    assert isinstance(net.supports_fp16, bool)
+    assert net.supports_fp16 is False  # the official code has no fp16 path; bf16 is the low-precision mode
+
+
+def test_fp16_inference_is_refused() -> None:
+    from restore.engine import infer
+
+    with pytest.raises(ValueError, match=r"fp16.*refused for DRSformer"):
+        infer(_tiny().eval(), torch.rand(1, 3, 16, 16), precision="fp16")
 
 
 def test_no_mefc_variant_has_no_compensators() -> None:
