@@ -167,6 +167,46 @@ def test_variants_build_and_run(overrides: dict) -> None:
     assert out.shape == (2, channels, 10 * net.scale, 12 * net.scale) and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize(
+    ("overrides", "modes"),
+    [
+        ({}, ["relu"]),
+        ({"activation": "gelu"}, ["gelu"]),
+        ({"activation": "sigmoid"}, ["sigmoid"]),
+        ({"activation": "none"}, ["linear"]),
+        ({"buildblock_type": "edge", "activation": "gelu"}, ["softmax"]),  # dense blocks: softmax, any activation
+        ({"buildblock_type": "restormer", "blocks": 2}, ["softmax", "softmax"]),
+    ],
+    ids=["sparseedge-relu", "gelu", "sigmoid", "identity", "edge-dense", "restormer-dense"],
+)
+def test_variant_attention_is_the_documented_mode(overrides: dict, modes: list[str]) -> None:
+    """Each global block's attention equals ``sparse_channel_attention(mode=...)`` on the block's own projections,
+    and differs from the other modes (so swapping GELU for ReLU, or softmax for ReLU, is caught)."""
+    from restore.archs.layers.transposed_attention import WindowedTransposedAttention
+    from restore.ops.sparse_channel_attention import sparse_channel_attention
+
+    torch.manual_seed(0)
+    net = _tiny(**overrides)
+    blocks = [m for m in net.modules() if isinstance(m, WindowedTransposedAttention)]
+    assert [b.mode for b in blocks] == modes
+    for attn in blocks:
+        attn.train()  # whole-map attention (TLC windows are tested separately)
+        with torch.no_grad():
+            attn.temperature.uniform_(0.5, 2.0)
+            x = torch.randn(2, 8, 6, 7)
+            qkv = attn.qkv_dwconv(attn.qkv(x))
+            q, k, v = qkv.reshape(2, 3, attn.num_heads, 8 // attn.num_heads, 42).unbind(1)
+
+            def expected(mode: str, q=q, k=k, v=v, attn=attn) -> torch.Tensor:
+                out = sparse_channel_attention(q, k, v, attn.temperature, mode=mode, backend="naive")
+                return attn.project_out(out.reshape(2, 8, 6, 7))
+
+            actual = attn(x)
+            torch.testing.assert_close(actual, expected(attn.mode), rtol=1e-5, atol=1e-6)
+            for other in {"relu", "gelu", "sigmoid", "linear", "softmax"} - {attn.mode}:
+                assert (actual - expected(other)).abs().max() > 1e-3, f"{attn.mode} indistinguishable from {other}"
+
+
 def test_bfloat16_forward_is_finite_and_close() -> None:
     torch.manual_seed(3)
     ref, low = bf16_forward(_tiny(), torch.rand(1, 3, 12, 10))
