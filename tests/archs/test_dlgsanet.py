@@ -106,6 +106,45 @@ def test_tlc_apply_averages_overlaps() -> None:
     torch.testing.assert_close(out, total / count)
 
 
+def _tlc_reference(fn, x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Windows of min(H, K) rows by min(W, K) columns at the official origins of each axis, averaged."""
+    _, _, height, width = x.shape
+    kh, kw = min(height, kernel), min(width, kernel)
+    total, count = None, torch.zeros(1, 1, height, width)
+    for i in _official_grid(height, kernel):
+        for j in _official_grid(width, kernel):
+            out = fn(x[:, :, i : i + kh, j : j + kw])
+            total = torch.zeros(x.shape[0], out.shape[1], height, width) if total is None else total
+            total[:, :, i : i + kh, j : j + kw] += out
+            count[:, :, i : i + kh, j : j + kw] += 1
+    assert count.min() >= 1
+    return total / count
+
+
+@pytest.mark.parametrize(("height", "width"), [(5, 19), (19, 5), (8, 17), (17, 8)], ids=["land", "port", "h=k", "w=k"])
+def test_tlc_when_only_one_side_exceeds_the_kernel(height: int, width: int) -> None:
+    """Landscape and portrait inputs whose short side is below ``tlc_kernel`` and long side above it."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, height, width)
+
+    def fn(w: torch.Tensor) -> torch.Tensor:  # not translation invariant: depends on the window's statistics
+        return w * w.std(dim=(2, 3), keepdim=True) + w.mean(dim=(2, 3), keepdim=True)
+
+    out = tlc_apply(fn, x, kernel=8)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, _tlc_reference(fn, x, 8))
+    from restore.archs.layers.transposed_attention import WindowedTransposedAttention
+
+    net = _tiny().eval()
+    attn = next(m for m in net.modules() if isinstance(m, WindowedTransposedAttention))  # sparse block, kernel 8
+    assert attn.tlc_kernel == 8 and not attn.training
+    with torch.no_grad():
+        features = torch.randn(1, 8, height, width)
+        qkv = attn.qkv_dwconv(attn.qkv(features))
+        expected = attn.project_out(_tlc_reference(lambda w: attn.attend(w, attn.mode), qkv, attn.tlc_kernel))
+        torch.testing.assert_close(attn(features), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_engine_attributes() -> None:
     net = _tiny(upscale=3)
     assert (net.scale, net.pad_multiple, net.clamp_output) == (3, 1, True)
