@@ -43,6 +43,7 @@ WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net")
 #: Key prefixes added by wrappers: DataParallel/DDP and ``torch.compile``.
 STRIPPED_PREFIXES = ("module.", "_orig_mod.")
 
+
 class CheckpointError(ValueError):
     """A checkpoint cannot be used; the one-line message names the file and the reason."""
 

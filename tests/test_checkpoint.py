@@ -138,8 +138,18 @@ def _crafted(header: object, data: bytes = b"") -> bytes:
         (struct.pack("<Q", 10**12) + b"{}", "header too large"),
         (b"\x01\x02", "truncated"),
     ],
-    ids=["list-header", "shape-vs-bytes", "negative-offset", "reversed-offsets", "unknown-dtype", "short-data",
-         "metadata-not-string", "bad-json", "huge-header", "eight-bytes-missing"],
+    ids=[
+        "list-header",
+        "shape-vs-bytes",
+        "negative-offset",
+        "reversed-offsets",
+        "unknown-dtype",
+        "short-data",
+        "metadata-not-string",
+        "bad-json",
+        "huge-header",
+        "eight-bytes-missing",
+    ],
 )
 def test_crafted_safetensors_give_one_line_errors(tmp_path, content, reason):
     path = tmp_path / "crafted.safetensors"

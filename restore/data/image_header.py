@@ -93,6 +93,4 @@ def read_header(data: bytes) -> ImageHeader | None:
             orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1))
         except Exception:  # a damaged EXIF block: the image is shown as stored
             orientation = 1
-        return ImageHeader(
-            fmt, width, height, orientation if 1 <= orientation <= 8 else 1, image.mode in _GRAY_MODES
-        )
+        return ImageHeader(fmt, width, height, orientation if 1 <= orientation <= 8 else 1, image.mode in _GRAY_MODES)
