@@ -21,7 +21,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["restore", "restore.*"]),
-    package_data={"restore": ["py.typed", "metrics/data/*.npz", "assets/weights/*", "assets/samples/*"]},
+    package_data={
+        "restore": ["py.typed", "metrics/data/*.npz", "metrics/data/NOTICE", "assets/weights/*", "assets/samples/*"]
+    },
     install_requires=[
         "torch>=2.4",
         "numpy",
@@ -29,6 +31,8 @@ setup(
         "pyyaml",
         "tqdm",
         "kornia",
+        "safetensors",
+        "Pillow",
     ],
     extras_require={
         # tests: scikit-image ships the sample photos; triton runs the kernels through its CPU interpreter

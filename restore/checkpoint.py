@@ -1,7 +1,7 @@
 """Safe checkpoint I/O: load any official ``.pth``/``.pt``/``.ckpt``/``.safetensors`` without running pickled code.
 
 Loading never executes code from the file: pickles go through ``torch.load(weights_only=True)``, which refuses
-arbitrary globals, and ``.safetensors`` is parsed by a small reader of our own (a JSON header plus raw bytes).
+arbitrary globals, and ``.safetensors`` goes through the ``safetensors`` package's validating parser.
 Saving uses BasicSR's layout ``{"params": ..., "params_ema": ...}`` and is atomic.
 
 Example:
@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import pickle
 import struct
 import zipfile
@@ -20,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from restore.utils.files import atomic_path
@@ -42,13 +43,6 @@ WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net")
 #: Key prefixes added by wrappers: DataParallel/DDP and ``torch.compile``.
 STRIPPED_PREFIXES = ("module.", "_orig_mod.")
 
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-    "BOOL": torch.bool,
-}  # fmt: skip
-_SAFETENSORS_NAMES = {dtype: name for name, dtype in _SAFETENSORS_DTYPES.items()}
-
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be used; the one-line message names the file and the reason."""
@@ -57,58 +51,40 @@ class CheckpointError(ValueError):
 # ----------------------------------------------------------------------------------------------- safetensors
 
 
+def _safetensors_reason(err: BaseException) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text.removeprefix("Error while deserializing: ")[:160]
+
+
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a ``.safetensors`` file into CPU tensors (format: u64 header length, JSON header, raw data)."""
+    """Read a ``.safetensors`` file into CPU tensors with the ``safetensors`` package (no code runs).
+
+    Raises:
+        CheckpointError: one line naming the file: unreadable, truncated, or a header or tensor entry that breaks
+            the format (the parser checks header type, dtypes, shapes against byte ranges and offsets).
+    """
     path = Path(path)
-    data = path.read_bytes()
-    if len(data) < 8:
-        raise CheckpointError(f"{path}: truncated safetensors file ({len(data)} bytes)")
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > len(data) - 8:
-        raise CheckpointError(f"{path}: truncated or corrupt safetensors file (header of {header_len} bytes)")
     try:
-        header = json.loads(data[8 : 8 + header_len])
-    except ValueError:
-        raise CheckpointError(f"{path}: corrupt safetensors header (not JSON)") from None
-    body = memoryview(data)[8 + header_len :]
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype = _SAFETENSORS_DTYPES[info["dtype"]]
-            begin, end = info["data_offsets"]
-            shape = info["shape"]
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{path}: corrupt safetensors entry {name!r}") from None
-        if end > len(body) or begin > end:
-            raise CheckpointError(f"{path}: truncated safetensors file (tensor {name!r} ends past the data)")
-        chunk = bytearray(body[begin:end])
-        flat = torch.frombuffer(chunk, dtype=dtype) if chunk else torch.empty(0, dtype=dtype)
-        tensors[name] = flat.reshape(shape)
-    return tensors
+        data = path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read the file ({err.strerror or err})") from None
+    try:
+        return dict(safetensors.torch.load(data))
+    except (SafetensorError, TypeError, ValueError, KeyError, RuntimeError, OverflowError) as err:
+        kind = "truncated" if len(data) < 8 or "not fully covered" in str(err) else "corrupt"
+        raise CheckpointError(f"{path}: {kind} safetensors file ({_safetensors_reason(err)})") from None
 
 
 def write_safetensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict | None = None) -> None:
-    """Write ``tensors`` as ``.safetensors`` (contiguous little-endian CPU copies), atomically."""
-    header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
-    blobs, offset = [], 0
-    for name, tensor in tensors.items():
-        blob = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-        header[name] = {
-            "dtype": _SAFETENSORS_NAMES[tensor.dtype],
-            "shape": list(tensor.shape),
-            "data_offsets": [offset, offset + len(blob)],
-        }
-        blobs.append(blob)
-        offset += len(blob)
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)  # the format pads the header to 8-byte alignment
+    """Write ``tensors`` as ``.safetensors`` with the ``safetensors`` package (CPU copies), atomically.
+
+    ``metadata`` values are stored as strings (the format's ``__metadata__`` is a string-to-string map).
+    """
+    cpu = {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in tensors.items()}
+    meta = {str(k): str(v) for k, v in metadata.items()} if metadata else None
+    encoded = safetensors.torch.save(cpu, metadata=meta)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        handle.write(struct.pack("<Q", len(encoded)))
         handle.write(encoded)
-        for blob in blobs:
-            handle.write(blob)
 
 
 # ------------------------------------------------------------------------------------------------ loading

@@ -2,13 +2,14 @@
 
     restore infer   -i IN -o OUT [--weights W] [...] restore image files with any supported model
     restore upscale -i IN -o OUT [--weights W] [...] the same, refusing models that do not upscale
-    restore derain  -i IN -o OUT --weights W [...]   the same, refusing models that are not deraining models
+    restore derain  -i IN -o OUT --weights W [...]   remove rain with a deraining model (none is bundled)
     restore info    WEIGHTS                          detected architecture, its network_g and parameter count
     restore test    -opt OPTIONS.yml [...]           evaluate on the datasets of an option file
     restore train   -opt OPTIONS.yml [...]           train from an option file
     restore compare --gt GT RESULT ... -o FIGS       comparison figures and an index.html
 
-Without ``--weights``, ``infer`` and ``upscale`` use the bundled x4 demo model (``restore.assets.DEFAULT_WEIGHTS``).
+Without ``--weights``, ``infer`` and ``upscale`` use the bundled x4 demo model (``restore.assets.DEFAULT_WEIGHTS``),
+as ``python restore/infer.py`` does.
 Sub-commands import their modules only when they run, so ``restore info`` does not pay for training code.
 """
 
@@ -24,35 +25,11 @@ import yaml
 __all__ = ["main"]
 
 
-def _given(argv: Sequence[str], option: str) -> bool:
-    """Whether ``argv`` sets ``option`` (``--opt X``, ``--opt=X`` or an unambiguous prefix such as ``--weig``)."""
-    names = (arg.split("=", 1)[0] for arg in argv if arg.startswith("--") and len(arg) > 3)
-    return any(option.startswith(name) for name in names)
-
-
-def _with_default_weights(argv: list[str], prog: str, task: str | None) -> list[str] | None:
-    """``argv`` with the bundled model added when no ``--weights`` is given; None (error printed) for derain."""
-    if _given(argv, "--weights") or "-h" in argv or _given(argv, "--help"):
-        return argv
-    if task == "derain":
-        reason = "no deraining model is bundled; pass a checkpoint such as DRSformer's"
-        print(f"{prog}: error: --weights is required ({reason})", file=sys.stderr)
-        return None
-    if _given(argv, "--opt"):
-        print(f"{prog}: error: --opt needs --weights (the bundled model has its own options)", file=sys.stderr)
-        return None
-    from restore.assets import DEFAULT_OPTIONS, DEFAULT_WEIGHTS
-
-    print(f"{prog}: no --weights given, using the bundled x4 demo model {DEFAULT_WEIGHTS}", file=sys.stderr)
-    return [*argv, "--weights", str(DEFAULT_WEIGHTS), "--opt", str(DEFAULT_OPTIONS)]
-
-
 def _infer(task: str | None) -> Callable[[list[str], str], int]:
     def run(argv: list[str], prog: str) -> int:
         from restore.infer import main as infer_main
 
-        full = _with_default_weights(argv, prog, task)
-        return 2 if full is None else infer_main(full, prog=prog, task=task)
+        return infer_main(argv, prog=prog, task=task)
 
     return run
 
@@ -117,9 +94,9 @@ def _info(argv: list[str], prog: str) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[list[str], str], int], str]] = {
-    "infer": (_infer(None), "restore image files with any supported model"),
-    "upscale": (_infer("upscale"), "restore image files; the model must upscale (scale > 1)"),
-    "derain": (_infer("derain"), "restore image files; the model must be a deraining model"),
+    "infer": (_infer(None), "restore image files with any supported model (default: the bundled x4 demo model)"),
+    "upscale": (_infer("upscale"), "super-resolve image files; the model must upscale (default: bundled x4 demo)"),
+    "derain": (_infer("derain"), "remove rain from image files with a deraining model (--weights required)"),
     "info": (_info, "show the detected architecture, network_g and parameter count of a checkpoint"),
     "test": (_delegate("restore.test"), "evaluate a model on the datasets of an option file (-opt)"),
     "train": (_delegate("restore.train"), "train a model from an option file (-opt)"),

@@ -1,11 +1,12 @@
-"""Restore image files with a trained network.
+"""Restore image files with a trained network (the same program as ``restore infer``).
 
-    python restore/infer.py -i INPUT -o OUTDIR --weights FILE [--opt network.yml] [--tile N|auto]
+    python restore/infer.py -i INPUT -o OUTDIR [--weights FILE] [--opt network.yml] [--tile N|auto]
         [--tile-overlap N] [--precision fp32|bf16|fp16] [--device cpu|cuda|cuda:1] [--suffix S]
         [--ext png|same] [--recursive] [--overwrite] [--threads N]
 
-INPUT is an image file or a folder. Without ``--opt`` the architecture is detected from the weights. Several
-GPUs: ``torchrun --nproc_per_node=N restore/infer.py ...`` gives each rank every N-th file and one device.
+INPUT is an image file or a folder. Without ``--opt`` the architecture is detected from the weights; without
+``--weights`` the bundled x4 demo model (``restore.assets.DEFAULT_WEIGHTS``) is used, except by ``restore derain``.
+Several GPUs: ``torchrun --nproc_per_node=N restore/infer.py ...`` gives each rank every N-th file and one device.
 The device, the output folder and the precision are checked before the network is loaded or any file is read.
 Files that this command would write (same ``--suffix`` and ``--ext``) are not taken as inputs when ``-o`` is,
 or lies inside, ``-i``; temporary files of a killed run are removed from ``-o``.
@@ -46,6 +47,20 @@ from restore.utils.threads import THREADS_ENV, set_threads
 
 __all__ = ["build_parser", "main"]
 
+#: What each command does (the first line of its ``--help``), per ``task``.
+DESCRIPTIONS = {
+    None: "Restore image files (super-resolution or deraining) with any supported model; the architecture is "
+    "detected from the weights. Without --weights the bundled x4 demo super-resolution model is used.",
+    "upscale": "Upscale image files with a super-resolution model (HAT, DRCT, DLGSANet; the model must have "
+    "scale > 1). Without --weights the bundled x4 demo model is used.",
+    "derain": "Remove rain streaks from image files with a deraining model (DRSformer; scale 1). No deraining "
+    "model is bundled, so --weights is required.",
+}
+EPILOG = (
+    "Outputs go to the output folder, named like their inputs (plus --suffix); existing ones are skipped. "
+    "Exit status: 0 done, 1 some files failed (one line each on stderr), 2 unusable options or weights."
+)
+
 #: What ``restore upscale`` / ``restore derain`` accept, as (check, message when the model does not fit).
 TASK_CHECKS = {
     "upscale": (lambda net: int(net.scale) > 1, "is a scale-1 model, not an upscaler; use 'restore infer'"),
@@ -85,30 +100,61 @@ def _suffix(value: str) -> str:
     return value
 
 
-def build_parser(prog: str = "restore infer", description: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.split("\n\n")[0])
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows ``(default: X)`` after options that have a meaningful default and do not state it themselves."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.required or action.default in (None, False, "", argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _default_weights_help(task: str | None) -> str:
+    if task == "derain":
+        return "checkpoint (.pth/.pt/.ckpt/.safetensors) of a deraining model (required: none is bundled)"
+    from restore.assets import DEFAULT_WEIGHTS
+
+    return f"checkpoint (.pth/.pt/.ckpt/.safetensors) (default: the bundled x4 demo model, {DEFAULT_WEIGHTS})"
+
+
+def build_parser(
+    prog: str = "restore infer", description: str | None = None, task: str | None = None
+) -> argparse.ArgumentParser:
+    """The command-line options; ``task`` (None, ``upscale``, ``derain``) selects the description and defaults."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description or DESCRIPTIONS[task],
+        epilog=EPILOG,
+        formatter_class=_HelpFormatter,
+    )
     parser.add_argument("-i", "--input", required=True, type=Path, help="image file or folder")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (created if needed)")
-    parser.add_argument("--weights", required=True, type=Path, help="checkpoint (.pth/.pt/.safetensors)")
-    parser.add_argument("--opt", type=Path, help="YAML whose network_g builds the network (default: detect)")
+    parser.add_argument("--weights", type=Path, default=None, help=_default_weights_help(task))
+    parser.add_argument(
+        "--opt", type=Path, help="YAML whose network_g builds the network (default: detected from the weights)"
+    )
     parser.add_argument("--param-key", default=None,
                         help="checkpoint entry (default: params_ema, else params); a named one must exist")  # fmt: skip
-    parser.add_argument("--tile", type=_tile, default=None, help="tile size in input pixels, or 'auto' (default: none)")
-    parser.add_argument("--tile-overlap", type=_at_least(0), default=32,
-                        help="context pixels around each tile (default 32)")  # fmt: skip
-    parser.add_argument("--tile-batch-size", type=_at_least(1), default=1, help="tiles per forward pass (default 1)")
+    parser.add_argument(
+        "--tile", type=_tile, default=None, help="tile size in input pixels, or 'auto' (default: none, whole image)"
+    )
+    parser.add_argument("--tile-overlap", type=_at_least(0), default=32, help="context pixels around each tile")
+    parser.add_argument("--tile-batch-size", type=_at_least(1), default=1, help="tiles per forward pass")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="model_class",
-                        help="official test-time path to follow (default model_class)")  # fmt: skip
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default), bf16 or fp16")
+                        help="official test-time path to follow")  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="fp32", help="arithmetic (fp16 is refused for HAT, DRCT, DRSformer)"
+    )
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available; per rank under torchrun)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--suffix", type=_suffix, default="", help="appended to output file names (e.g. _x4)")
-    parser.add_argument("--ext", choices=("png", "same"), default="png", help="output format (default png)")
+    parser.add_argument("--ext", choices=("png", "same"), default="png", help="output format: png or the input's own")
     parser.add_argument("--recursive", action="store_true", help="also process sub-folders (mirrored)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     parser.add_argument("--max-pixels", type=_at_least(1), default=DEFAULT_MAX_PIXELS,
-                        help="refuse larger input images")  # fmt: skip
+                        help="refuse input images with more pixels (bombs)")  # fmt: skip
     parser.add_argument("--threads", type=_at_least(1), default=None,
                         help=f"CPU threads for torch and OpenCV (default: ${THREADS_ENV}, else cores - 1)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -164,7 +210,9 @@ def _conflicts(jobs: Sequence[FileJob]) -> dict[Path, str]:
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "restore infer", task: str | None = None) -> int:
     """Parse ``argv`` and restore the files; returns the exit status (see the module docstring)."""
-    args = build_parser(prog).parse_args(argv)
+    args = build_parser(prog, task=task).parse_args(argv)
+    if args.weights is None and not _use_default_weights(args, prog, task):
+        return 2
     logging.basicConfig(level=logging.WARNING, format=f"{prog}: %(message)s")
     try:
         set_threads(args.threads)
@@ -234,6 +282,23 @@ def _run(args: argparse.Namespace, ranks: _Ranks, prog: str, task: str | None, p
             except OSError:
                 break
     return status
+
+
+def _use_default_weights(args: argparse.Namespace, prog: str, task: str | None) -> bool:
+    """Fill in the bundled model when no ``--weights`` was given; False (one error line printed) when that is
+    not possible: ``derain`` (no deraining model is bundled) or an ``--opt`` of its own."""
+    if task == "derain":
+        reason = "no deraining model is bundled; pass a checkpoint such as DRSformer's"
+        print(f"{prog}: error: --weights is required ({reason})", file=sys.stderr)
+        return False
+    if args.opt is not None:
+        print(f"{prog}: error: --opt needs --weights (the bundled model has its own options)", file=sys.stderr)
+        return False
+    from restore.assets import DEFAULT_OPTIONS, DEFAULT_WEIGHTS
+
+    print(f"{prog}: no --weights given, using the bundled x4 demo model {DEFAULT_WEIGHTS}", file=sys.stderr)
+    args.weights, args.opt = DEFAULT_WEIGHTS, DEFAULT_OPTIONS
+    return True
 
 
 def _prepare_and_run(

@@ -1,4 +1,4 @@
-"""Shared test setup: Triton in interpreter mode, the ``shared`` data folder, deterministic CPU math."""
+"""Shared test setup: Triton in interpreter mode, the ``fixtures`` data folder, deterministic CPU math."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 torch.backends.cuda.matmul.allow_tf32 = False
@@ -21,16 +20,9 @@ torch.backends.cudnn.allow_tf32 = False
 
 
 @pytest.fixture(scope="session")
-def shared() -> Path:
-    """The read-only ``../shared`` folder (parity fixtures, metric references)."""
-    if not SHARED.is_dir():
-        pytest.fail(f"{SHARED} is missing: tests need the shared/ folder beside the repository")
-    return SHARED
-
-
-@pytest.fixture(scope="session")
 def fixtures() -> Path:
-    """``tests/fixtures``: reference data shipped with the repository (realworld/, lam/, ...; see their READMEs)."""
+    """``tests/fixtures``: reference data shipped with the repository (parity/, metrics/, realworld/, lam/, ...;
+    see their READMEs)."""
     return FIXTURES
 
 

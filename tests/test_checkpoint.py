@@ -1,5 +1,6 @@
 """Safe loading, unwrapping, clear errors and atomic saving of checkpoints."""
 
+import json
 import os
 import pickle
 import struct
@@ -116,6 +117,66 @@ def test_truncated_safetensors_names_the_file(tmp_path):
     (tmp_path / "s_cut.safetensors").write_bytes(data[:-10])
     with pytest.raises(CheckpointError, match=r"s_cut\.safetensors: truncated"):
         load_state_dict(tmp_path / "s_cut.safetensors")
+
+
+def _crafted(header: object, data: bytes = b"") -> bytes:
+    encoded = json.dumps(header).encode()
+    return struct.pack("<Q", len(encoded)) + encoded + data
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (_crafted([1, 2, 3]), "invalid type: sequence"),  # a header that is a JSON list, not an object
+        (_crafted({"w": {"dtype": "F32", "shape": [3, 3], "data_offsets": [0, 16]}}, bytes(16)), "invalid shape"),
+        (_crafted({"w": {"dtype": "F32", "shape": [2], "data_offsets": [-8, 0]}}, bytes(16)), "-8"),
+        (_crafted({"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, bytes(16)), "invalid"),
+        (_crafted({"w": {"dtype": "Q7", "shape": [4], "data_offsets": [0, 16]}}, bytes(16)), "Q7"),
+        (_crafted({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, bytes(8)), "truncated"),
+        (_crafted({"__metadata__": {"k": 1}}), "expected a string"),
+        (struct.pack("<Q", 5) + b"{abc}", "invalid JSON"),
+        (struct.pack("<Q", 10**12) + b"{}", "header too large"),
+        (b"\x01\x02", "truncated"),
+    ],
+    ids=[
+        "list-header",
+        "shape-vs-bytes",
+        "negative-offset",
+        "reversed-offsets",
+        "unknown-dtype",
+        "short-data",
+        "metadata-not-string",
+        "bad-json",
+        "huge-header",
+        "eight-bytes-missing",
+    ],
+)
+def test_crafted_safetensors_give_one_line_errors(tmp_path, content, reason):
+    path = tmp_path / "crafted.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        load_state_dict(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert reason in message
+
+
+def test_bundled_demo_weights_load_through_safetensors():
+    from restore.archs import build_network, detect
+    from restore.assets import DEFAULT_WEIGHTS
+
+    state = load_state_dict(DEFAULT_WEIGHTS)
+    net = build_network(detect(state), state_dict=state)
+    assert load_network(net, state, strict=True).ok
+
+
+def test_written_safetensors_are_read_by_the_reference_parser(tmp_path):
+    from safetensors.torch import load_file
+
+    tensors = {"a": torch.randn(3, 2), "b": torch.arange(5)}
+    write_safetensors(tmp_path / "w.safetensors", tensors, metadata={"epoch": 3})
+    back = load_file(tmp_path / "w.safetensors")
+    assert sorted(back) == sorted(tensors) and all(torch.equal(back[k], v) for k, v in tensors.items())
 
 
 @pytest.mark.parametrize(

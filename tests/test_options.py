@@ -265,8 +265,8 @@ def _official_like(entry: dict, kwargs: dict, arch: str) -> dict:
     return opt
 
 
-def _manifest_cases(shared: Path):
-    manifests = shared / "parity" / "manifests"
+def _manifest_cases(fixtures: Path):
+    manifests = fixtures / "parity" / "manifests"
     index = json.loads((manifests / "index_HAT_DRCT.json").read_text())
     cases = []
     for source, entry in index.items():
@@ -279,8 +279,8 @@ def _manifest_cases(shared: Path):
     return cases
 
 
-def test_every_official_network_g_validates(shared):
-    cases = _manifest_cases(shared)
+def test_every_official_network_g_validates(fixtures):
+    cases = _manifest_cases(fixtures)
     assert len(cases) >= 63 + 11
     for source, entry, manifest in cases:
         arch = entry.get("network_type", manifest["arch"])

@@ -26,9 +26,12 @@ class LPIPSLoss(nn.Module):
         loss_weight: multiplier of the reduced loss. Default: 1.
         net: LPIPS backbone, ``alex`` | ``vgg`` | ``squeeze``. Default: ``alex``.
         reduction: ``none`` (per-image (B,) distances) | ``mean`` | ``sum`` over the batch. Default: ``mean``.
+        pnet_rand: random backbone weights instead of torchvision's pretrained ones (no download; for tests).
     """
 
-    def __init__(self, loss_weight: float = 1.0, net: str = "alex", reduction: str = "mean") -> None:
+    def __init__(
+        self, loss_weight: float = 1.0, net: str = "alex", reduction: str = "mean", pnet_rand: bool = False
+    ) -> None:
         super().__init__()
         if net not in BACKBONES:
             raise ValueError(f"LPIPSLoss: net must be one of {', '.join(BACKBONES)}, got {net!r}")
@@ -38,7 +41,8 @@ class LPIPSLoss(nn.Module):
             lpips = import_lpips()
         except ImportError as err:
             raise ImportError(f"LPIPSLoss: {err} (or remove train.perceptual_opt)") from None
-        self.metric = lpips.LPIPS(net=net, verbose=False)
+        extra = {"pnet_rand": True} if pnet_rand else {}
+        self.metric = lpips.LPIPS(net=net, verbose=False, **extra)
         self.metric.eval()
         for param in self.metric.parameters():
             param.requires_grad_(False)

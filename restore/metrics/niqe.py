@@ -10,9 +10,9 @@ The local mean/variance maps, the normalised coefficients and the half-scale ima
 used evaluation code the published numbers come from: on flat regions the variance cancellation makes the result
 depend on that precision (by up to ~0.04 for a float64 pipeline).
 
-The pristine model is not shipped with this package. It is looked up, in order, from the ``niqe_params_path``
-argument (option key), the ``RESTORE_NIQE_PARAMS`` environment variable, and
-``restore/metrics/data/niqe_pris_params.npz``.
+The pristine model ships with the package as ``restore/metrics/data/niqe_pris_params.npz`` (BasicSR's file, Apache-2.0,
+see the NOTICE beside it). The ``niqe_params_path`` argument (option key) and the ``RESTORE_NIQE_PARAMS``
+environment variable override it, in that order.
 """
 
 from __future__ import annotations

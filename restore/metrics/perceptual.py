@@ -17,15 +17,38 @@ from restore.metrics._prepare import check_pair, crop_hwc, to_hwc
 from restore.utils.registry import METRIC_REGISTRY
 
 INSTALL_HINT = "pip install 'restore[metrics]'"
+#: The torch/torchvision pair the LPIPS comparison test runs with (torchvision must come from the same build
+#: variant as torch: CPU with CPU, CUDA 13.0 with CUDA 13.0).
+TESTED_PAIR = ("2.13.0", "0.28.0")
 _MODELS: dict[tuple[str, str, bool, str], torch.nn.Module] = {}
 
 
+def _torchvision_hint() -> str:
+    torch_version, vision_version = TESTED_PAIR
+    return (
+        f"lpips needs torchvision built for the installed torch {torch.__version__} (torch {torch_version} pairs with "
+        f"torchvision {vision_version}; a CPU torch needs the CPU torchvision build, e.g. from PyTorch's CPU wheel "
+        "index)"
+    )
+
+
 def import_lpips() -> Any:
-    """Import the ``lpips`` package or raise a one-line ImportError saying how to install it."""
+    """Import the ``lpips`` package or raise a one-line ImportError saying what to install.
+
+    Any failure counts: ``lpips`` or ``torchvision`` missing (ImportError), or a torchvision built for another
+    torch, whose compiled operators fail to register at import (RuntimeError ``operator torchvision::nms does
+    not exist``), or whose shared library does not load (OSError).
+    """
     try:
         return importlib.import_module("lpips")
-    except ImportError as err:
-        raise ImportError(f"calculate_lpips needs the optional 'lpips' package ({err}); run: {INSTALL_HINT}") from None
+    except Exception as err:  # see the docstring: every import failure gets the same hint
+        first = (str(err).splitlines() or [type(err).__name__])[0][:160]
+        missing_lpips = isinstance(err, ImportError) and getattr(err, "name", None) == "lpips"
+        need = "the optional 'lpips' package" if missing_lpips else _torchvision_hint()
+        raise ImportError(
+            f"calculate_lpips needs {need}; importing it failed ({type(err).__name__}: {first}); "
+            f"run: {INSTALL_HINT} with a matching torch/torchvision pair"
+        ) from None
 
 
 def _weights_hint(net: str) -> str:
@@ -99,4 +122,4 @@ def calculate_lpips(
         return float(model(_to_signed_rgb(a, device), _to_signed_rgb(b, device)).item())
 
 
-__all__ = ["INSTALL_HINT", "calculate_lpips", "import_lpips", "lpips_model"]
+__all__ = ["INSTALL_HINT", "TESTED_PAIR", "calculate_lpips", "import_lpips", "lpips_model"]

@@ -15,12 +15,12 @@ from torch import nn
 
 from restore.archs import build_network
 
-SHARED_PARITY = Path(__file__).resolve().parents[2].parent / "shared" / "parity"
+PARITY_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
 
 
 def fixtures(prefix: str, mode: str | None = None) -> list[Path]:
     """Parity fixtures ``<prefix>_*.pt``; with ``mode``, only those whose file name says so."""
-    paths = sorted(SHARED_PARITY.glob(f"{prefix}_*.pt"))
+    paths = sorted(PARITY_DIR.glob(f"{prefix}_*.pt"))
     if mode == "arch":
         return [p for p in paths if p.stem.endswith("_arch")]
     if mode == "pipeline":
@@ -31,7 +31,7 @@ def fixtures(prefix: str, mode: str | None = None) -> list[Path]:
 def manifests(arch: str) -> list[Path]:
     """Manifest files of one architecture (``HAT`` or ``DRCT``)."""
     out = []
-    for path in sorted((SHARED_PARITY / "manifests").glob("*.json")):
+    for path in sorted((PARITY_DIR / "manifests").glob("*.json")):
         if path.name.startswith("index_"):
             continue
         if json.loads(path.read_text())["arch"] == arch:
@@ -164,3 +164,20 @@ def check_swin_backward(
     for (name, p), q in zip(net.named_parameters(), reference.parameters()):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
         torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-4)
+
+
+def check_fresh_buffers_match_fixture(path: Path, arch: str) -> list[str]:
+    """Build the network from the fixture's kwargs WITHOUT loading it and compare every persistent buffer
+    (relative-position indices, shift masks) with the fixture's state dict, which holds the official code's values.
+    A strict load would overwrite these buffers, so this is the check of our own index/mask construction.
+    Returns the names of the compared buffers."""
+    fx = torch.load(path, weights_only=True)
+    net = build_network({"type": arch, **fx["kwargs"]})
+    params = {name for name, _ in net.named_parameters()}
+    buffers = [k for k in net.state_dict() if k not in params]
+    assert buffers, f"{path.name}: no persistent buffers"
+    for key in buffers:
+        ours, official = net.state_dict()[key], fx["state_dict"][key]
+        assert ours.dtype == official.dtype and ours.shape == official.shape, key
+        assert torch.equal(ours, official), f"{path.name}: {key} differs from the official buffer"
+    return buffers

@@ -18,9 +18,9 @@ def test_unknown_type_lists_registered():
 
 
 @pytest.mark.parametrize("fixture", ["drsformer_tiny_nomefc_arch.pt", "drsformer_tiny_arch.pt"])
-def test_drsformer_variant_follows_the_checkpoint(shared, fixture):
+def test_drsformer_variant_follows_the_checkpoint(fixtures, fixture):
     """The official YAML is the same for both variants; the weights decide whether MEFC modules exist."""
-    fx = torch.load(shared / "parity" / fixture, weights_only=True)
+    fx = torch.load(fixtures / "parity" / fixture, weights_only=True)
     kwargs = {k: v for k, v in fx["kwargs"].items() if k != "mefc"}
     for yaml_flag in (True, False):
         net = build_network({"type": "DRSformer", **kwargs, "mefc": yaml_flag}, state_dict=fx["state_dict"])

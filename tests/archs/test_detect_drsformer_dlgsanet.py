@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from parity_helpers import SHARED_PARITY, detect_and_load
+from parity_helpers import PARITY_DIR, detect_and_load
 
 from restore.archs import build_network, detect
 from restore.archs import dlgsanet as dlgsanet_family
 from restore.archs import drsformer as drsformer_family
 
-OURS = sorted(p for p in SHARED_PARITY.glob("manifests/*.json") if "DRSformer" in p.name or "DLGSANet" in p.name)
-OTHERS = sorted(p for p in SHARED_PARITY.glob("manifests/*.json") if p not in OURS and "index" not in p.name)
+OURS = sorted(p for p in PARITY_DIR.glob("manifests/*.json") if "DRSformer" in p.name or "DLGSANet" in p.name)
+OTHERS = sorted(p for p in PARITY_DIR.glob("manifests/*.json") if p not in OURS and "index" not in p.name)
 
 
 def _meta_state(shapes: dict) -> dict[str, torch.Tensor]:
@@ -25,8 +25,8 @@ def _shapes(net: torch.nn.Module) -> list[tuple[str, list[int]]]:
     return [(k, list(v.shape)) for k, v in net.state_dict().items()]
 
 
-def test_manifests_are_present(shared: Path) -> None:
-    assert shared / "parity" == SHARED_PARITY
+def test_manifests_are_present(fixtures: Path) -> None:
+    assert fixtures / "parity" == PARITY_DIR
     assert len(OURS) == 11 and OTHERS
 
 
@@ -43,7 +43,7 @@ def test_manifest_round_trip(path: Path) -> None:
     assert _shapes(net) == list(manifest["state_dict"].items())
 
 
-@pytest.mark.parametrize("path", sorted(SHARED_PARITY.glob("d[rl][sg]*_*.pt")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(PARITY_DIR.glob("d[rl][sg]*_*.pt")), ids=lambda p: p.stem)
 def test_fixture_state_dicts_round_trip(path: Path) -> None:
     fixture, found = detect_and_load(path, detect)
     if fixture["arch"] == "DRSformer":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from parity_helpers import SHARED_PARITY, build_meta, detect_and_load, fixtures, manifests, shapes
+from parity_helpers import PARITY_DIR, build_meta, detect_and_load, fixtures, manifests, shapes
 
 from restore.archs import detect
 from restore.archs.drct import detect as detect_drct
@@ -55,11 +55,11 @@ def test_fixture_state_dict_roundtrip(path: Path) -> None:
 
 
 def test_families_do_not_claim_each_other() -> None:
-    hat_sd = torch.load(SHARED_PARITY / "hat_tiny_x4_arch.pt", weights_only=True)["state_dict"]
-    drct_sd = torch.load(SHARED_PARITY / "drct_tiny_x4_arch.pt", weights_only=True)["state_dict"]
+    hat_sd = torch.load(PARITY_DIR / "hat_tiny_x4_arch.pt", weights_only=True)["state_dict"]
+    drct_sd = torch.load(PARITY_DIR / "drct_tiny_x4_arch.pt", weights_only=True)["state_dict"]
     assert detect_hat(drct_sd) is None and detect_drct(hat_sd) is None
     assert detect_hat({"conv_first.weight": torch.zeros(8, 3, 3, 3)}) is None
-    other = SHARED_PARITY / "dlgsanet_tiny_x4_arch.pt"
+    other = PARITY_DIR / "dlgsanet_tiny_x4_arch.pt"
     if other.exists():
         sd = torch.load(other, weights_only=True)["state_dict"]
         assert detect_hat(sd) is None and detect_drct(sd) is None

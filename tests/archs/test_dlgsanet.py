@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from parity_helpers import SHARED_PARITY, bf16_forward, check_manifest_meta_load, load_fixture_network
+from parity_helpers import PARITY_DIR, bf16_forward, check_manifest_meta_load, load_fixture_network
 from torch_threads import one_thread_fixture
 
 from restore.archs.dlgsanet import PRESETS, TLC_KERNEL_BY_SCALE, DLGSANet
 from restore.archs.layers.tlc import tlc_apply, tlc_origins
 
-FIXTURES = sorted(SHARED_PARITY.glob("dlgsanet_*.pt"))
-MANIFESTS = sorted(SHARED_PARITY.glob("manifests/*DLGSANet*.json"))
+FIXTURES = sorted(PARITY_DIR.glob("dlgsanet_*.pt"))
+MANIFESTS = sorted(PARITY_DIR.glob("manifests/*DLGSANet*.json"))
 
 
 _one_thread = one_thread_fixture()
@@ -30,8 +30,8 @@ def _tiny(**overrides: object) -> DLGSANet:
     return DLGSANet(**cfg)
 
 
-def test_fixtures_are_present(shared: Path) -> None:
-    assert shared / "parity" == SHARED_PARITY
+def test_fixtures_are_present(fixtures: Path) -> None:
+    assert fixtures / "parity" == PARITY_DIR
     assert len(FIXTURES) == 4 and len(MANIFESTS) == 9
 
 
@@ -106,11 +106,50 @@ def test_tlc_apply_averages_overlaps() -> None:
     torch.testing.assert_close(out, total / count)
 
 
+def _tlc_reference(fn, x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Windows of min(H, K) rows by min(W, K) columns at the official origins of each axis, averaged."""
+    _, _, height, width = x.shape
+    kh, kw = min(height, kernel), min(width, kernel)
+    total, count = None, torch.zeros(1, 1, height, width)
+    for i in _official_grid(height, kernel):
+        for j in _official_grid(width, kernel):
+            out = fn(x[:, :, i : i + kh, j : j + kw])
+            total = torch.zeros(x.shape[0], out.shape[1], height, width) if total is None else total
+            total[:, :, i : i + kh, j : j + kw] += out
+            count[:, :, i : i + kh, j : j + kw] += 1
+    assert count.min() >= 1
+    return total / count
+
+
+@pytest.mark.parametrize(("height", "width"), [(5, 19), (19, 5), (8, 17), (17, 8)], ids=["land", "port", "h=k", "w=k"])
+def test_tlc_when_only_one_side_exceeds_the_kernel(height: int, width: int) -> None:
+    """Landscape and portrait inputs whose short side is below ``tlc_kernel`` and long side above it."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, height, width)
+
+    def fn(w: torch.Tensor) -> torch.Tensor:  # not translation invariant: depends on the window's statistics
+        return w * w.std(dim=(2, 3), keepdim=True) + w.mean(dim=(2, 3), keepdim=True)
+
+    out = tlc_apply(fn, x, kernel=8)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, _tlc_reference(fn, x, 8))
+    from restore.archs.layers.transposed_attention import WindowedTransposedAttention
+
+    net = _tiny().eval()
+    attn = next(m for m in net.modules() if isinstance(m, WindowedTransposedAttention))  # sparse block, kernel 8
+    assert attn.tlc_kernel == 8 and not attn.training
+    with torch.no_grad():
+        features = torch.randn(1, 8, height, width)
+        qkv = attn.qkv_dwconv(attn.qkv(features))
+        expected = attn.project_out(_tlc_reference(lambda w: attn.attend(w, attn.mode), qkv, attn.tlc_kernel))
+        torch.testing.assert_close(attn(features), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_engine_attributes() -> None:
     net = _tiny(upscale=3)
     assert (net.scale, net.pad_multiple, net.clamp_output) == (3, 1, True)
     assert _tiny(upsampler="").scale == 1
-    assert isinstance(net.supports_fp16, bool)
+    assert net.supports_fp16 is True
 
 
 def test_tlc_batch_equals_per_sample_and_keeps_no_state() -> None:
@@ -165,6 +204,46 @@ def test_variants_build_and_run(overrides: dict) -> None:
     with torch.no_grad():
         out = net(torch.rand(2, channels, 10, 12))
     assert out.shape == (2, channels, 10 * net.scale, 12 * net.scale) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "modes"),
+    [
+        ({}, ["relu"]),
+        ({"activation": "gelu"}, ["gelu"]),
+        ({"activation": "sigmoid"}, ["sigmoid"]),
+        ({"activation": "none"}, ["linear"]),
+        ({"buildblock_type": "edge", "activation": "gelu"}, ["softmax"]),  # dense blocks: softmax, any activation
+        ({"buildblock_type": "restormer", "blocks": 2}, ["softmax", "softmax"]),
+    ],
+    ids=["sparseedge-relu", "gelu", "sigmoid", "identity", "edge-dense", "restormer-dense"],
+)
+def test_variant_attention_is_the_documented_mode(overrides: dict, modes: list[str]) -> None:
+    """Each global block's attention equals ``sparse_channel_attention(mode=...)`` on the block's own projections,
+    and differs from the other modes (so swapping GELU for ReLU, or softmax for ReLU, is caught)."""
+    from restore.archs.layers.transposed_attention import WindowedTransposedAttention
+    from restore.ops.sparse_channel_attention import sparse_channel_attention
+
+    torch.manual_seed(0)
+    net = _tiny(**overrides)
+    blocks = [m for m in net.modules() if isinstance(m, WindowedTransposedAttention)]
+    assert [b.mode for b in blocks] == modes
+    for attn in blocks:
+        attn.train()  # whole-map attention (TLC windows are tested separately)
+        with torch.no_grad():
+            attn.temperature.uniform_(0.5, 2.0)
+            x = torch.randn(2, 8, 6, 7)
+            qkv = attn.qkv_dwconv(attn.qkv(x))
+            q, k, v = qkv.reshape(2, 3, attn.num_heads, 8 // attn.num_heads, 42).unbind(1)
+
+            def expected(mode: str, q=q, k=k, v=v, attn=attn) -> torch.Tensor:
+                out = sparse_channel_attention(q, k, v, attn.temperature, mode=mode, backend="naive")
+                return attn.project_out(out.reshape(2, 8, 6, 7))
+
+            actual = attn(x)
+            torch.testing.assert_close(actual, expected(attn.mode), rtol=1e-5, atol=1e-6)
+            for other in {"relu", "gelu", "sigmoid", "linear", "softmax"} - {attn.mode}:
+                assert (actual - expected(other)).abs().max() > 1e-3, f"{attn.mode} indistinguishable from {other}"
 
 
 def test_bfloat16_forward_is_finite_and_close() -> None:

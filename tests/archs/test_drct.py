@@ -75,6 +75,13 @@ def test_stored_masks_equal_official_masks(path: Path) -> None:
             assert torch.equal(value, fx["state_dict"][key])
         if key.endswith("relative_position_index"):
             assert torch.equal(value, relative_position_index(ws))
+            assert torch.equal(value, fx["state_dict"][key])  # built fresh, not loaded: the official values
+
+
+@pytest.mark.parametrize("path", ARCH_FIXTURES + PIPELINE_FIXTURES, ids=lambda p: p.stem)
+def test_freshly_built_buffers_equal_the_official_ones(path: Path) -> None:
+    names = parity.check_fresh_buffers_match_fixture(path, "DRCT")
+    assert any(n.endswith("relative_position_index") for n in names)
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.stem)

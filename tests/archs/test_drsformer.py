@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from parity_helpers import SHARED_PARITY, bf16_forward, check_manifest_meta_load, load_fixture_network
+from parity_helpers import PARITY_DIR, bf16_forward, check_manifest_meta_load, load_fixture_network
 from torch_threads import one_thread_fixture
 
 from restore.archs.drsformer import PRESETS, DRSformer
 
-FIXTURES = sorted(SHARED_PARITY.glob("drsformer_*.pt"))
-MANIFESTS = sorted(SHARED_PARITY.glob("manifests/DRSformer*.json"))
+FIXTURES = sorted(PARITY_DIR.glob("drsformer_*.pt"))
+MANIFESTS = sorted(PARITY_DIR.glob("manifests/DRSformer*.json"))
 
 
 _one_thread = one_thread_fixture()
@@ -32,8 +32,8 @@ def _tiny(**overrides: object) -> DRSformer:
     return DRSformer(**cfg)
 
 
-def test_fixtures_are_present(shared: Path) -> None:
-    assert shared / "parity" == SHARED_PARITY
+def test_fixtures_are_present(fixtures: Path) -> None:
+    assert fixtures / "parity" == PARITY_DIR
     assert len(FIXTURES) == 4 and len(MANIFESTS) == 2
 
 
@@ -74,7 +74,14 @@ def test_presets_pick_the_variant_per_dataset() -> None:
 def test_engine_attributes() -> None:
     net = _tiny()
     assert (net.scale, net.pad_multiple, net.clamp_output) == (1, 8, True)
-    assert isinstance(net.supports_fp16, bool)
+    assert net.supports_fp16 is False  # the official code has no fp16 path; bf16 is the low-precision mode
+
+
+def test_fp16_inference_is_refused() -> None:
+    from restore.engine import infer
+
+    with pytest.raises(ValueError, match=r"fp16.*refused for DRSformer"):
+        infer(_tiny().eval(), torch.rand(1, 3, 16, 16), precision="fp16")
 
 
 def test_no_mefc_variant_has_no_compensators() -> None:

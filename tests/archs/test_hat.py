@@ -30,8 +30,8 @@ def _tiny(**overrides: object) -> HAT:
     return HAT(**cfg)
 
 
-def test_fixture_inventory(shared: Path) -> None:
-    assert (shared / "parity").resolve() == ARCH_FIXTURES[0].parent.resolve()
+def test_fixture_inventory(fixtures: Path) -> None:
+    assert (fixtures / "parity").resolve() == ARCH_FIXTURES[0].parent.resolve()
     assert [p.stem for p in ARCH_FIXTURES] == ["hat_tiny_x2_arch", "hat_tiny_x4_arch"]
     assert [p.stem for p in PIPELINE_FIXTURES] == ["hat_tiny_x3_pipeline"]
     assert len(MANIFESTS) == 9
@@ -58,7 +58,13 @@ def test_presets_are_the_manifests() -> None:
     parity.check_presets_are_manifests(PRESETS, MANIFESTS[0].parent, "HAT-L")
 
 
-def test_buffers_have_official_values() -> None:
+@pytest.mark.parametrize("path", ARCH_FIXTURES + PIPELINE_FIXTURES, ids=lambda p: p.stem)
+def test_freshly_built_buffers_equal_the_official_ones(path: Path) -> None:
+    names = parity.check_fresh_buffers_match_fixture(path, "HAT")
+    assert {"relative_position_index_SA", "relative_position_index_OCA"} <= set(names)
+
+
+def test_buffer_layout() -> None:
     net = _tiny(window_size=8, overlap_ratio=0.5)
     assert torch.equal(net.relative_position_index_SA, relative_position_index(8))
     assert torch.equal(net.relative_position_index_OCA, overlapping_relative_position_index(8, 12))

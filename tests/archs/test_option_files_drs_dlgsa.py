@@ -13,7 +13,7 @@ from restore.archs import build_network
 from restore.utils.options import load_options
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_PARITY = REPO.parent / "shared" / "parity"
+PARITY_DIR = REPO / "tests" / "fixtures" / "parity"
 OPTION_FILES = sorted(  # the official configurations (other files, e.g. demo models, are tested elsewhere)
     p for phase in ("train", "test") for family in ("DRSformer", "DLGSANet")
     for p in (REPO / "options" / phase).glob(f"{phase}_{family}_*.yml")
@@ -24,7 +24,7 @@ BENCHMARKS = ("Set5", "Set14", "BSD100", "Urban100", "Manga109")
 
 
 def _manifests() -> list[dict]:
-    return [json.loads(p.read_text()) for p in SHARED_PARITY.glob("manifests/*.json") if "index" not in p.name]
+    return [json.loads(p.read_text()) for p in PARITY_DIR.glob("manifests/*.json") if "index" not in p.name]
 
 
 def _matching_manifest(network_g: dict) -> dict:

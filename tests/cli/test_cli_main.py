@@ -21,19 +21,19 @@ from restore.cli import main
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _checkpoint(shared: Path, folder: Path, fixture: str) -> tuple[Path, dict]:
-    fx = torch.load(shared / "parity" / f"{fixture}.pt", weights_only=True)
+def _checkpoint(fixtures: Path, folder: Path, fixture: str) -> tuple[Path, dict]:
+    fx = torch.load(fixtures / "parity" / f"{fixture}.pt", weights_only=True)
     return save_checkpoint(folder / f"{fixture}.pth", fx["state_dict"]), fx
 
 
 @pytest.fixture(scope="module")
-def hat(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    return _checkpoint(shared, tmp_path_factory.mktemp("hat"), "hat_tiny_x3_pipeline")
+def hat(fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    return _checkpoint(fixtures, tmp_path_factory.mktemp("hat"), "hat_tiny_x3_pipeline")
 
 
 @pytest.fixture(scope="module")
-def drsformer(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    return _checkpoint(shared, tmp_path_factory.mktemp("drs"), "drsformer_tiny_nomefc_pipeline")
+def drsformer(fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    return _checkpoint(fixtures, tmp_path_factory.mktemp("drs"), "drsformer_tiny_nomefc_pipeline")
 
 
 @pytest.fixture

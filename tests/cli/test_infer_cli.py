@@ -10,12 +10,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import skimage
 import torch
 
 from restore.archs import build_network, detect
 from restore.checkpoint import save_checkpoint
 from restore.data.image_io import read_image
 from restore.engine import infer
+from restore.engine.inference import VARIANTS
 from restore.infer import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,8 +25,8 @@ SCRIPT = REPO_ROOT / "restore" / "infer.py"
 
 
 @pytest.fixture(scope="module")
-def weights(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    fx = torch.load(shared / "parity" / "hat_tiny_x3_pipeline.pt", weights_only=True)
+def weights(fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    fx = torch.load(fixtures / "parity" / "hat_tiny_x3_pipeline.pt", weights_only=True)
     return save_checkpoint(tmp_path_factory.mktemp("weights") / "hat_x3.pth", fx["state_dict"], fx["state_dict"])
 
 
@@ -98,13 +100,40 @@ def test_suffix_same_extension_and_recursive(weights: Path, inputs: Path, tmp_pa
     assert written == ["a_x3.png", "b_x3.jpg", "deep_x3.png", "gray_x3.png", "rgba_x3.png", "sub/s_x3.png"]
 
 
-def test_tiled_run_is_close_to_the_untiled_one(weights: Path, inputs: Path, tmp_path: Path) -> None:
-    source = inputs / "a.png"
-    assert main(["-i", str(source), "-o", str(tmp_path / "whole"), "--weights", str(weights), "--no-progress"]) == 0
+def test_tiled_run_is_the_engine_tiling_with_several_tiles_per_axis(
+    weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's tile options reach the engine: its output is ``infer(..., tile=...)`` written as 8-bit PNG
+    (to rounding), with at least three tiles along each axis, and it stays close to the untiled run."""
+    from restore.engine import inference
+    from restore.engine.loading import load_model
+
+    rng = np.random.default_rng(1)
+    source = tmp_path / "in" / "photo.png"
+    source.parent.mkdir()
+    crop = cv2.imread(str(Path(skimage.__file__).parent / "data" / "astronaut.png"))[180:212, 200:240]  # 32 x 40
+    cv2.imwrite(str(source), np.clip(crop + rng.integers(-3, 4, crop.shape), 0, 255).astype(np.uint8))
+    plans: list[int] = []
+    original = inference.plan_blended_axis
+    monkeypatch.setattr(inference, "plan_blended_axis", lambda *a: plans.append(len(p := original(*a))) or p)
+    tiled_args = ["--tile", "8", "--tile-overlap", "8", "--tile-batch-size", "2"]
     assert main(["-i", str(source), "-o", str(tmp_path / "tiled"), "--weights", str(weights), "--no-progress",
-                 "--tile", "8", "--tile-overlap", "8", "--tile-batch-size", "2"]) == 0  # fmt: skip
-    whole, tiled = read_image(tmp_path / "whole" / "a.png").rgb, read_image(tmp_path / "tiled" / "a.png").rgb
-    assert np.abs(whole - tiled).mean() < 0.02
+                 *tiled_args]) == 0  # fmt: skip
+    assert len(plans) == 2 and min(plans) >= 3, f"tiles per axis: {plans}"
+    assert main(["-i", str(source), "-o", str(tmp_path / "whole"), "--weights", str(weights), "--no-progress"]) == 0
+
+    net = load_model(weights).net.eval()
+    lq = torch.from_numpy(read_image(source).rgb).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        engine = infer(net, lq, tile=8, tile_overlap=8, tile_batch_size=2, **VARIANTS["model_class"])
+    expected = np.round(engine[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255)
+    tiled = read_image(tmp_path / "tiled" / "photo.png").rgb * 255
+    whole = read_image(tmp_path / "whole" / "photo.png").rgb * 255
+    assert tiled.shape == expected.shape == (96, 120, 3)
+    np.testing.assert_allclose(tiled, expected, rtol=0, atol=1.0 + 1e-4)  # 8-bit rounding of the same values
+    assert np.mean(tiled != expected) < 1e-3
+    assert np.abs(tiled - whole).max() > 0, "the tile options had no effect"
+    assert np.abs(tiled - whole).mean() < 0.02 * 255
 
 
 def test_output_may_not_replace_its_input(weights: Path, inputs: Path, capsys) -> None:

@@ -210,16 +210,16 @@ def test_prepare_benchmark_errors(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert "only in GT: ['coffee']" in capsys.readouterr().err
 
 
-def test_lq_only_dataset_with_niqe(tmp_path: Path, shared: Path, capsys: pytest.CaptureFixture) -> None:
+def test_lq_only_dataset_with_niqe(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``niqe_params_path`` and no environment variable: the pristine model shipped with the package is used."""
+    monkeypatch.delenv("RESTORE_NIQE_PARAMS", raising=False)
     lq_dir = tmp_path / "lq"
     lq_dir.mkdir()
     photo = cv2.imread(str(PHOTOS / "chelsea.png"), cv2.IMREAD_COLOR)
     cv2.imwrite(str(lq_dir / "cat.png"), to_lr(photo[:200, :220], SCALE))  # 100 x 110 -> 200 x 220 SR
-    params = str(shared / "metrics" / "niqe_pris_params.npz")
-    metrics = {
-        **SR_METRICS,
-        "niqe": {"type": "calculate_niqe", "crop_border": 0, "better": "lower", "niqe_params_path": params},
-    }
+    metrics = {**SR_METRICS, "niqe": {"type": "calculate_niqe", "crop_border": 0, "better": "lower"}}
     dataset = {"name": "Wild", "type": "SingleImageDataset", "dataroot_lq": str(lq_dir), "io_backend": {"type": "disk"}}
     options = write_options(tmp_path / "wild.yml", tmp_path / "results", {"test_1": dataset}, metrics=metrics)
     (result,) = run_benchmark(load_options(options), net=BicubicUpsampler(SCALE))
@@ -227,7 +227,7 @@ def test_lq_only_dataset_with_niqe(tmp_path: Path, shared: Path, capsys: pytest.
     assert "Wild: no ground truth, skipping psnr, ssim" in out
     assert result.metrics == ["niqe"]
     saved = cv2.imread(str(tmp_path / "results" / "visualization" / "Wild" / "cat_sr.png"), cv2.IMREAD_COLOR)
-    expected = calculate_niqe(saved, 0, niqe_params_path=params)
+    expected = calculate_niqe(saved, 0)
     assert result.images[0]["niqe"] == expected and math.isfinite(expected)
     assert "niqe (↓)" in out and "| Wild " in out and " - " in out  # psnr/ssim columns are empty for this set
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import zlib
@@ -186,6 +187,35 @@ def test_decompression_bomb_is_refused_from_the_header(tmp_path: Path) -> None:
     (tmp_path / "bomb.jpg").write_bytes(b"\xff\xd8" + sof + b"\xff\xd9")
     with pytest.raises(ImageReadError, match="60000x60000"):
         read_image(tmp_path / "bomb.jpg")
+
+
+def test_bmp_bomb_is_refused_from_the_header(tmp_path: Path) -> None:
+    bmp = bytearray(cv2.imencode(".bmp", np.zeros((2, 3, 3), np.uint8))[1].tobytes())
+    bmp[18:26] = struct.pack("<ii", 70_000, -50_000)  # BITMAPINFOHEADER width, height (negative: top-down)
+    (tmp_path / "bomb.bmp").write_bytes(bytes(bmp))
+    with pytest.raises(ImageReadError, match=r"bomb\.bmp: 70000x50000 = 3500000000 pixels exceeds max_pixels"):
+        read_image(tmp_path / "bomb.bmp")
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "WEBP", "JPEG", "PNG"])
+def test_header_fields_from_files_written_by_another_encoder(fmt: str) -> None:
+    """Pillow writes the EXIF orientation; the header reports it and the stored (not displayed) size."""
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    image = PILImage.new("RGB", (9, 5))
+    exif = image.getexif()
+    exif[274] = 6
+    image.save(buffer, fmt, exif=exif)
+    header = read_header(buffer.getvalue())
+    assert header is not None and header.format == fmt.lower() and header.orientation == 6
+    assert {header.width, header.height} == {9, 5} and not header.gray
+    assert read_header(b"GIF89a" + bytes(20)) is None
+
+
+def test_tiff_that_the_header_library_cannot_open_still_gives_its_size() -> None:
+    header = read_header((SAMPLES / "multipage_rgb.tif").read_bytes())  # planar 64-bit samples
+    assert (header.format, header.width, header.height, header.gray) == ("tiff", 10, 10, False)
 
 
 def test_max_pixels_is_adjustable(tmp_path: Path) -> None:

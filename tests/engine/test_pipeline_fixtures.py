@@ -1,4 +1,4 @@
-"""The engine against the official test-time pipelines stored in ``shared/parity`` (real architectures).
+"""The engine against the official test-time pipelines stored in ``tests/fixtures/parity`` (real architectures).
 
 * Untiled pipeline fixtures (and DRCT ``inference.py`` with its averaged tiles): exact, at each file's atol/rtol.
 * Tiled model-class fixtures (``tile_process``): our cross-faded tiles with the same tile size and
@@ -29,8 +29,8 @@ EXACT = [
 TILED = ["hat_tiny_x2_pipeline_tile", "drct_tiny_x2_pipeline_tile", "drct_tiny_x2_inference_script_tile"]
 
 
-def _load(shared: Path, name: str) -> tuple[dict[str, Any], torch.nn.Module]:
-    fx = torch.load(shared / "parity" / f"{name}.pt", weights_only=True)
+def _load(fixtures: Path, name: str) -> tuple[dict[str, Any], torch.nn.Module]:
+    fx = torch.load(fixtures / "parity" / f"{name}.pt", weights_only=True)
     network_g = detect(fx["state_dict"])
     assert network_g["type"] == fx["arch"]
     net = build_network(network_g)
@@ -44,8 +44,8 @@ def _padding(fx: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("name", EXACT)
-def test_untiled_pipeline_matches_the_official_wrapper(shared: Path, name: str) -> None:
-    fx, net = _load(shared, name)
+def test_untiled_pipeline_matches_the_official_wrapper(fixtures: Path, name: str) -> None:
+    fx, net = _load(fixtures, name)
     options: dict[str, Any] = {"padding": _padding(fx)}
     if "tile" in fx:  # inference.py with --tile: windows averaged with equal weights
         options.update(blend="average", tile=fx["tile"]["tile"], tile_overlap=fx["tile"]["tile_overlap"])
@@ -55,8 +55,8 @@ def test_untiled_pipeline_matches_the_official_wrapper(shared: Path, name: str) 
 
 
 @pytest.mark.parametrize("name", TILED)
-def test_cross_faded_tiles_are_closer_to_untiled_than_the_official_tiles(shared: Path, name: str) -> None:
-    fx, net = _load(shared, name)
+def test_cross_faded_tiles_are_closer_to_untiled_than_the_official_tiles(fixtures: Path, name: str) -> None:
+    fx, net = _load(fixtures, name)
     padding = _padding(fx)
     if padding == "symmetric":
         tile, overlap = fx["tile"]["tile"], fx["tile"]["tile_overlap"]

@@ -1,4 +1,4 @@
-"""Reference records of ``../shared/metrics`` (see its README) and the photos they were computed on."""
+"""Reference records of ``tests/fixtures/metrics`` (see its README) and the photos they were computed on."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import skimage
 
-METRICS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "metrics"
+METRICS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "metrics"
 SKIMAGE_DATA = Path(skimage.__file__).resolve().parent / "data"
 
 

@@ -1,4 +1,4 @@
-"""NIQE against ``../shared/metrics`` (every record) and the lookup of the pristine model file."""
+"""NIQE against ``tests/fixtures/metrics`` (every record) and the lookup of the pristine model file."""
 
 from __future__ import annotations
 
@@ -29,10 +29,20 @@ def _input(record: dict) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def params_path(shared: Path) -> Path:
-    path = shared / "metrics" / index()["niqe_params"]["file"]
+def params_path() -> Path:
+    """The pristine model shipped as package data; the reference's sha256 says it is the file the values used."""
+    path = niqe_module.PACKAGE_PARAMS
+    assert path.name == index()["niqe_params"]["file"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == index()["niqe_params"]["sha256_file"]
     return path
+
+
+def test_shipped_model_is_the_default(monkeypatch: pytest.MonkeyPatch, params_path: Path) -> None:
+    """A fresh install needs no download: without overrides the packaged file is used and gives the reference."""
+    monkeypatch.delenv(niqe_module.PARAMS_ENV, raising=False)
+    assert niqe_module.find_params_file() == params_path
+    record = RECORDS[0]
+    assert calculate_niqe(_input(record), 0) == pytest.approx(record["value"], abs=record["atol"], rel=0)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""PSNR/SSIM against the reference values of ``../shared/metrics`` (every record), plus behaviour checks."""
+"""PSNR/SSIM against the reference values of ``tests/fixtures/metrics`` (every record), plus behaviour checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""BT.601 conversions against ``../shared/metrics/ycbcr.npz`` (every array) and exact rational arithmetic."""
+"""BT.601 conversions against ``tests/fixtures/metrics/ycbcr.npz`` (every array) and exact rational arithmetic."""
 
 from __future__ import annotations
 

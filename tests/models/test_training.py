@@ -101,6 +101,19 @@ def test_resume_mid_epoch_is_bit_identical(reference: tuple[Path, dict], tmp_pat
     assert "resumed from" in (root / "train_resumed.log").read_text()
 
 
+def test_resume_restores_the_global_random_state(tmp_path: Path) -> None:
+    """MixUp (python ``random`` and torch's global generator) and drop-path (torch's global generator) draw every
+    iteration, so a resume that does not restore the random states diverges from the uninterrupted run."""
+    network = dict(TINY_HAT, drop_path_rate=0.3)
+    mixing = {"mixing_augs": {"mixup": True, "mixup_beta": 1.2, "use_identity": True}, "total_iter": 4}
+    opt = train_options(tmp_path, name="rng_ref", network_g=network, train=mixing, val={"val_freq": 100})
+    assert _run(write_options(tmp_path, opt)) == 0
+    ref_root = tmp_path / "experiments" / "rng_ref"
+    opt_file, root = _resume_copy(ref_root, tmp_path, (2,), opt, "rng_resumed")
+    assert _run(opt_file, "--auto_resume") == 0
+    _assert_same(_weights(root, "net_g_4.pth"), _weights(ref_root, "net_g_4.pth"))
+
+
 def test_auto_resume_skips_truncated_state_and_interrupted_save(reference: tuple[Path, dict], tmp_path: Path) -> None:
     ref_root, opt = reference
     opt_file, root = _resume_copy(ref_root, tmp_path, (2, 4), opt, "crashed")
