@@ -58,7 +58,8 @@ DESCRIPTIONS = {
 }
 EPILOG = (
     "Outputs go to the output folder, named like their inputs (plus --suffix); existing ones are skipped. "
-    "Exit status: 0 done, 1 some files failed (one line each on stderr), 2 unusable options or weights."
+    "Exit status: 0 done, 1 some files failed (one line each on stderr) or a folder holds no image, 2 unusable "
+    "options or weights, 130 interrupted (rerun the same command to continue)."
 )
 
 #: What ``restore upscale`` / ``restore derain`` accept, as (check, message when the model does not fit).
@@ -135,7 +136,8 @@ def build_parser(
         "--opt", type=Path, help="YAML whose network_g builds the network (default: detected from the weights)"
     )
     parser.add_argument("--param-key", default=None,
-                        help="checkpoint entry (default: params_ema, else params); a named one must exist")  # fmt: skip
+                        help="checkpoint entry to load (default: params_ema); only the default falls back to params; "
+                        "a key given here must exist")  # fmt: skip
     parser.add_argument(
         "--tile", type=_tile, default=None, help="tile size in input pixels, or 'auto' (default: none, whole image)"
     )
