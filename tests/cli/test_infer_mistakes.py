@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch_threads import one_thread_fixture
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
@@ -28,12 +29,7 @@ TINY_HAT = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = one_thread_fixture()
 
 
 @pytest.fixture(scope="module")

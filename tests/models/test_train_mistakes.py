@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-import torch
+from torch_threads import one_thread_fixture
 from train_helpers import TINY_HAT, train_options, write_options
 
 from restore.archs import build_network
@@ -15,13 +15,7 @@ from restore.checkpoint import save_checkpoint
 from restore.models.restoration import RestorationModel
 from restore.models.runner import main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = one_thread_fixture()
 
 
 def _options(tmp_path: Path, name: str = "run", **extra) -> Path:
