@@ -45,6 +45,21 @@ def _gray_weights(gray_noise: Number | torch.Tensor, batch: int) -> tuple[bool, 
     return bool(torch.sum(gray_noise) > 0), gray_noise
 
 
+def _mix_gray(noise: torch.Tensor, noise_gray: torch.Tensor | None, gray_noise: Number | torch.Tensor) -> torch.Tensor:
+    """Per-sample blend of colour ``noise`` and the gray plane by the 0/1 ``gray_noise`` weight (no plane: as is)."""
+    return noise if noise_gray is None else noise * (1 - gray_noise) + noise_gray * gray_noise
+
+
+def _draw_per_sample(
+    img: torch.Tensor, value_range: Sequence[float], gray_prob: float, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample ``value ~ U(value_range)`` and 0/1 gray flag (probability ``gray_prob``), (B,) each, in that order."""
+    kw = {"dtype": img.dtype, "device": img.device, "generator": generator}
+    value = torch.rand(img.shape[0], **kw) * (value_range[1] - value_range[0]) + value_range[0]
+    gray_noise = (torch.rand(img.shape[0], **kw) < gray_prob).to(img.dtype)
+    return value, gray_noise
+
+
 # ----------------------------------------------------------------------------- Gaussian, torch
 
 
@@ -61,9 +76,7 @@ def generate_gaussian_noise_pt(
     kw = {"dtype": img.dtype, "device": img.device, "generator": generator}
     noise_gray = (torch.randn(h, w, **kw) * sigma / 255.0).view(-1, 1, h, w) if use_gray else None
     noise = torch.randn(*img.shape, **kw) * sigma / 255.0
-    if noise_gray is not None:
-        noise = noise * (1 - gray_noise) + noise_gray * gray_noise
-    return noise
+    return _mix_gray(noise, noise_gray, gray_noise)
 
 
 def add_gaussian_noise_pt(
@@ -85,9 +98,7 @@ def random_generate_gaussian_noise_pt(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Gaussian noise with ``sigma ~ U(sigma_range)`` and gray noise with probability ``gray_prob``, per sample."""
-    kw = {"dtype": img.dtype, "device": img.device, "generator": generator}
-    sigma = torch.rand(img.shape[0], **kw) * (sigma_range[1] - sigma_range[0]) + sigma_range[0]
-    gray_noise = (torch.rand(img.shape[0], **kw) < gray_prob).to(img.dtype)
+    sigma, gray_noise = _draw_per_sample(img, sigma_range, gray_prob, generator)
     return generate_gaussian_noise_pt(img, sigma, gray_noise, generator)
 
 
@@ -132,10 +143,7 @@ def generate_poisson_noise_pt(
     if use_gray:
         luma = (0.2989 * img[:, 0:1] + 0.587 * img[:, 1:2] + 0.114 * img[:, 2:3]).to(img.dtype)
         noise_gray = _poisson_noise(luma, generator).expand(b, 3, h, w)
-    noise = _poisson_noise(img, generator)
-    if noise_gray is not None:
-        noise = noise * (1 - gray_noise) + noise_gray * gray_noise
-    return noise * _per_sample(scale, b)
+    return _mix_gray(_poisson_noise(img, generator), noise_gray, gray_noise) * _per_sample(scale, b)
 
 
 def add_poisson_noise_pt(
@@ -157,9 +165,7 @@ def random_generate_poisson_noise_pt(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Poisson noise with ``scale ~ U(scale_range)`` and gray noise with probability ``gray_prob``, per sample."""
-    kw = {"dtype": img.dtype, "device": img.device, "generator": generator}
-    scale = torch.rand(img.shape[0], **kw) * (scale_range[1] - scale_range[0]) + scale_range[0]
-    gray_noise = (torch.rand(img.shape[0], **kw) < gray_prob).to(img.dtype)
+    scale, gray_noise = _draw_per_sample(img, scale_range, gray_prob, generator)
     return generate_poisson_noise_pt(img, scale, gray_noise, generator)
 
 
