@@ -32,12 +32,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from restore.archs import build_network
 from restore.checkpoint import CheckpointError, load_network, save_checkpoint
 from restore.losses import build_loss
-from restore.models.dist import DistInfo
+from restore.models.dist import DistInfo, wrap_ddp
 from restore.models.ema import update_ema
 from restore.models.lr_schedule import LRController, build_schedule
 from restore.models.optim import build_optimizer
@@ -98,12 +97,8 @@ class RealESRGANModel(RealESRNetModel):
         self.net_d = build_network(opt["network_d"]).to(device)
         self._load_pretrained_d(opt.get("path") or {})
         self.net_d.train()
-        self.ddp_d: DistributedDataParallel | None = None
-        self.forward_d: nn.Module = self.net_d
-        if self.dist.enabled:
-            ids = [device.index] if device.type == "cuda" else None
-            self.ddp_d = DistributedDataParallel(self.net_d, device_ids=ids)
-            self.forward_d = self.ddp_d
+        self.ddp_d = wrap_ddp(self.net_d, device, self.dist)
+        self.forward_d: nn.Module = self.net_d if self.ddp_d is None else self.ddp_d
         self.gan_loss = build_loss(train_opt["gan_opt"], where="train.gan_opt").to(device)
         self.optimizer_d = build_optimizer(self.net_d.parameters(), train_opt["optim_d"], where="train.optim_d")
         schedule = build_schedule(train_opt["scheduler"], self.settings.total_iter)

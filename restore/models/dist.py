@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 import torch.distributed as torch_dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 LAUNCHERS = ("none", "pytorch")
 
@@ -29,6 +31,14 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+
+def wrap_ddp(net: nn.Module, device: torch.device, dist: DistInfo) -> DistributedDataParallel | None:
+    """``net`` in DistributedDataParallel (on ``device.index`` for CUDA) when ``dist.enabled``, else None."""
+    if not dist.enabled:
+        return None
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=ids)
 
 
 def init_distributed(launcher: str, backend: str | None = None) -> DistInfo:

@@ -22,13 +22,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from restore.archs import build_network
 from restore.checkpoint import CheckpointError, LoadReport, load_network, load_state_dict, save_checkpoint
 from restore.models.batch_augment import build_mixup
 from restore.models.criteria import Criteria
-from restore.models.dist import DistInfo
+from restore.models.dist import DistInfo, wrap_ddp
 from restore.models.ema import make_ema, update_ema
 from restore.models.lr_schedule import LRController, build_schedule
 from restore.models.optim import build_optimizer
@@ -120,12 +119,8 @@ class RestorationModel:
             self.logger.warning(f"{opt['network_g']['type']} is marked supports_fp16=False; prefer train.amp: bf16")
         if self.settings.channels_last:
             self.net_g = self.net_g.to(memory_format=torch.channels_last)
-        self.ddp: DistributedDataParallel | None = None
-        self.forward_net: nn.Module = self.net_g
-        if self.dist.enabled:
-            ids = [device.index] if device.type == "cuda" else None
-            self.ddp = DistributedDataParallel(self.net_g, device_ids=ids)
-            self.forward_net = self.ddp
+        self.ddp = wrap_ddp(self.net_g, device, self.dist)
+        self.forward_net: nn.Module = self.net_g if self.ddp is None else self.ddp
         self.net_g_ema = make_ema(self.net_g) if self.settings.ema_decay > 0 else None  # after DDP's broadcast
         if self.settings.compile:
             self.forward_net = torch.compile(self.forward_net)
