@@ -6,6 +6,7 @@
     restore info    WEIGHTS                          detected architecture, its network_g and parameter count
     restore test    -opt OPTIONS.yml [...]           evaluate on the datasets of an option file
     restore train   -opt OPTIONS.yml [...]           train from an option file
+    restore lam     -i LR.png --window x,y[,size] -o OUT [--weights W] [...]   Local Attribution Maps
 
 Without ``--weights``, ``infer`` and ``upscale`` use the bundled x4 demo model (``restore.assets.DEFAULT_WEIGHTS``).
 Sub-commands import their modules only when they run, so ``restore info`` does not pay for training code.
@@ -107,6 +108,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str], str], int], str]] = {
     "info": (_info, "show the detected architecture, network_g and parameter count of a checkpoint"),
     "test": (_delegate("restore.test"), "evaluate a model on the datasets of an option file (-opt)"),
     "train": (_delegate("restore.train"), "train a model from an option file (-opt)"),
+    "lam": (_delegate("restore.analysis.lam_cli"), "Local Attribution Maps (LAM) of one SR window, with the DI"),
 }
 
 
