@@ -34,7 +34,7 @@ def _close(name: str, result, reference, tolerances: dict) -> None:
 
 def _vis_close(name: str, image: np.ndarray, reference: np.ndarray, tolerances: dict) -> None:
     rule = tolerances[name]
-    assert image.shape == reference.shape[:2] + (3,), name
+    assert image.shape == (*reference.shape[:2], 3), name
     diff = np.abs(image.astype(int) - reference[..., :3].astype(int))
     assert diff.max() <= rule["max_level"], name
     assert diff.any(axis=-1).mean() <= rule["max_frac"], name
