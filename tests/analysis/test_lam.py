@@ -231,3 +231,18 @@ def test_image_too_small_for_the_network(fixtures: Path) -> None:
         lam(net, torch.rand(3, 6, 16), 0, 0)
     with pytest.raises(LamError, match=r"\(3, H, W\) or \(1, 3, H, W\)"):
         lam(net, torch.rand(1, 16, 16), 0, 0)
+
+
+@pytest.mark.slow
+def test_gradients_through_the_triton_kernels_match_the_naive_ops(
+    fixtures: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = parity_network(fixtures, "hat_tiny_x4_arch.pt")
+    lr = parity_input(fixtures, "hat_tiny_x4_arch.pt")[..., :8, :8].clamp(0, 1)
+    monkeypatch.setenv("RESTORE_OPS", "triton")  # CPU tensors: the Triton interpreter (tests/conftest.py)
+    fused = lam(net, lr, 8, 8, 8, fold=1, l=3)
+    monkeypatch.setenv("RESTORE_OPS", "naive")
+    naive = lam(net, lr, 8, 8, 8, fold=1, l=3)
+    scale = naive.attribution.abs().max()
+    assert scale > 0
+    torch.testing.assert_close(fused.attribution, naive.attribution, atol=1e-5 * scale, rtol=0)
