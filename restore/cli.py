@@ -7,6 +7,7 @@
     restore test    -opt OPTIONS.yml [...]           evaluate on the datasets of an option file
     restore train   -opt OPTIONS.yml [...]           train from an option file
     restore compare --gt GT RESULT ... -o FIGS       comparison figures and an index.html
+    restore lam     -i LR.png --window x,y[,size] -o OUT [--weights W] [...]   Local Attribution Maps
 
 Without ``--weights``, ``infer`` and ``upscale`` use the bundled x4 demo model (``restore.assets.DEFAULT_WEIGHTS``),
 as ``python restore/infer.py`` does.
@@ -101,6 +102,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str], str], int], str]] = {
     "test": (_delegate("restore.test"), "evaluate a model on the datasets of an option file (-opt)"),
     "train": (_delegate("restore.train"), "train a model from an option file (-opt)"),
     "compare": (_delegate("restore.analysis.compare"), "figures of zoomed crops with PSNR/SSIM, and an index.html"),
+    "lam": (_delegate("restore.analysis.lam_cli"), "Local Attribution Maps (LAM) of one SR window, with the DI"),
 }
 
 
