@@ -4,6 +4,7 @@
     restore upscale -i IN -o OUT [--weights W] [...] the same, refusing models that do not upscale
     restore derain  -i IN -o OUT --weights W [...]   the same, refusing models that are not deraining models
     restore info    WEIGHTS                          detected architecture, its network_g and parameter count
+    restore export  --weights W -o model.onnx [...]  export to ONNX, verified in ONNX Runtime
     restore test    -opt OPTIONS.yml [...]           evaluate on the datasets of an option file
     restore train   -opt OPTIONS.yml [...]           train from an option file
 
@@ -31,7 +32,7 @@ def _given(argv: Sequence[str], option: str) -> bool:
 
 def _with_default_weights(argv: list[str], prog: str, task: str | None) -> list[str] | None:
     """``argv`` with the bundled model added when no ``--weights`` is given; None (error printed) for derain."""
-    if _given(argv, "--weights") or "-h" in argv or _given(argv, "--help"):
+    if _given(argv, "--weights") or _given(argv, "--onnx") or "-h" in argv or _given(argv, "--help"):
         return argv
     if task == "derain":
         reason = "no deraining model is bundled; pass a checkpoint such as DRSformer's"
@@ -105,6 +106,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str], str], int], str]] = {
     "upscale": (_infer("upscale"), "restore image files; the model must upscale (scale > 1)"),
     "derain": (_infer("derain"), "restore image files; the model must be a deraining model"),
     "info": (_info, "show the detected architecture, network_g and parameter count of a checkpoint"),
+    "export": (_delegate("restore.export.cli"), "export a checkpoint to ONNX, verified with ONNX Runtime"),
     "test": (_delegate("restore.test"), "evaluate a model on the datasets of an option file (-opt)"),
     "train": (_delegate("restore.train"), "train a model from an option file (-opt)"),
 }

@@ -1,6 +1,6 @@
 """Restore image files with a trained network.
 
-    python restore/infer.py -i INPUT -o OUTDIR --weights FILE [--opt network.yml] [--tile N|auto]
+    python restore/infer.py -i INPUT -o OUTDIR --weights FILE|--onnx MODEL [--opt network.yml] [--tile N|auto]
         [--tile-overlap N] [--precision fp32|bf16|fp16] [--device cpu|cuda|cuda:1] [--suffix S]
         [--ext png|same] [--recursive] [--overwrite]
 
@@ -36,7 +36,14 @@ from restore.data.image_io import DEFAULT_MAX_PIXELS
 from restore.engine.folder import FileJob, list_images, plan_jobs, restore_file, shard
 from restore.engine.forward import PRECISIONS
 from restore.engine.inference import VARIANTS
-from restore.engine.loading import ModelLoadError, default_device, load_model, network_options_from_yaml, task_of
+from restore.engine.loading import (
+    LoadedModel,
+    ModelLoadError,
+    default_device,
+    load_model,
+    network_options_from_yaml,
+    task_of,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -63,7 +70,8 @@ def build_parser(prog: str = "restore infer", description: str | None = None) ->
     parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.split("\n\n")[0])
     parser.add_argument("-i", "--input", required=True, type=Path, help="image file or folder")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (created if needed)")
-    parser.add_argument("--weights", required=True, type=Path, help="checkpoint (.pth/.pt/.safetensors)")
+    parser.add_argument("--weights", type=Path, help="checkpoint (.pth/.pt/.safetensors); this or --onnx is required")
+    parser.add_argument("--onnx", type=Path, help="run a model made by 'restore export' in ONNX Runtime (CPU) instead")
     parser.add_argument("--opt", type=Path, help="YAML whose network_g builds the network (default: detect)")
     parser.add_argument("--param-key", default="params_ema", help="checkpoint key to load (falls back to params)")
     parser.add_argument("--tile", type=_tile, default=None, help="tile size in input pixels, or 'auto' (default: none)")
@@ -142,10 +150,31 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "restore infer", task
         ranks.close()
 
 
+def _onnx_model(args: argparse.Namespace) -> LoadedModel:
+    """The ``--onnx`` model as a network of the engine; options fixed at export time are refused."""
+    from restore.export.runtime import OnnxNetwork, OnnxSetupError
+
+    if args.weights is not None or args.opt is not None:
+        raise ModelLoadError("--onnx replaces --weights and --opt; give only one model")
+    if args.precision != "fp32" or args.compile or args.channels_last:
+        raise ModelLoadError("--onnx: precision and memory format are fixed at export; drop --precision/--compile/"
+                             "--channels-last")  # fmt: skip
+    try:
+        net = OnnxNetwork(args.onnx)
+    except OnnxSetupError as err:
+        raise ModelLoadError(str(err)) from None
+    return LoadedModel(net=net, network_g={"type": net.metadata["type"], **net.metadata["network_g"]}, detected=False)
+
+
 def _run(args: argparse.Namespace, ranks: _Ranks, prog: str, task: str | None) -> int:
     try:
-        network_g = network_options_from_yaml(args.opt) if args.opt else None
-        model = load_model(args.weights, network_g, param_key=args.param_key)
+        if args.onnx is not None:
+            model = _onnx_model(args)
+        elif args.weights is None:
+            raise ModelLoadError("--weights (a checkpoint) or --onnx (an exported model) is required")
+        else:
+            network_g = network_options_from_yaml(args.opt) if args.opt else None
+            model = load_model(args.weights, network_g, param_key=args.param_key)
         files = list_images(args.input, args.recursive)
     except (ModelLoadError, FileNotFoundError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
