@@ -239,9 +239,13 @@ def to_onnx(
         if channels == 3:
             width = max(2 * multiple, side // 2 // multiple * multiple) if dynamic else side
             inputs["sample photo crop"] = _sample_crop(side, width)
-        runner = OnnxNetwork(temporary)
-        differences = _compare(runner, net, inputs)
-        del runner
+        try:
+            differences = _compare(OnnxNetwork(temporary), net, inputs)
+        except VerificationError:
+            raise
+        except Exception as err:  # e.g. an operator ONNX Runtime's CPU provider lacks for this precision
+            raise VerificationError(f"{path}: ONNX Runtime cannot run the exported model ({_first_line(err)}); "
+                                    "file removed") from None  # fmt: skip
         tolerance = TOLERANCES[precision]
         worst = max(differences.values())
         if not np.isfinite(worst) or worst > tolerance:
