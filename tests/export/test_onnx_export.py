@@ -3,6 +3,7 @@ tiled engine (``restore infer --onnx``). Exports trace the whole network and tak
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,10 @@ def test_failed_verification_removes_the_file(tmp_path: Path, monkeypatch: pytes
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("RESTORE_TEST_OFFICIAL_EXPORTS") != "1",
+    reason="tracing a full-size network takes 10-30 min per family on 2 cores; set RESTORE_TEST_OFFICIAL_EXPORTS=1",
+)
 @pytest.mark.parametrize("family", sorted(TINY))
 def test_official_shaped_export_at_the_smallest_size(family: str, tmp_path: Path) -> None:
     network_g, side = _official(family)
