@@ -12,6 +12,7 @@ VERSION = next(
 )
 
 TRITON = "triton==3.7.1; platform_system == 'Linux' and platform_machine == 'x86_64'"
+ONNX = ["onnx", "onnxscript", "onnxruntime"]
 
 setup(
     name="restore",
@@ -36,7 +37,8 @@ setup(
     ],
     extras_require={
         # tests: scikit-image ships the sample photos; triton runs the kernels through its CPU interpreter
-        "dev": ["pytest", "ruff", "scikit-image", TRITON],
+        "dev": ["pytest", "ruff", "scikit-image", TRITON, *ONNX],
+        "onnx": ONNX,  # restore export, restore infer --onnx
         "metrics": ["lpips"],
         "cuda": [TRITON],
     },

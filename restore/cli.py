@@ -4,6 +4,7 @@
     restore upscale -i IN -o OUT [--weights W] [...] the same, refusing models that do not upscale
     restore derain  -i IN -o OUT --weights W [...]   remove rain with a deraining model (none is bundled)
     restore info    WEIGHTS                          detected architecture, its network_g and parameter count
+    restore export  --weights W -o model.onnx [...]  export to ONNX, verified in ONNX Runtime
     restore test    -opt OPTIONS.yml [...]           evaluate on the datasets of an option file
     restore train   -opt OPTIONS.yml [...]           train from an option file
     restore compare --gt GT RESULT ... -o FIGS       comparison figures and an index.html
@@ -99,6 +100,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str], str], int], str]] = {
     "upscale": (_infer("upscale"), "super-resolve image files; the model must upscale (default: bundled x4 demo)"),
     "derain": (_infer("derain"), "remove rain from image files with a deraining model (--weights required)"),
     "info": (_info, "show the detected architecture, network_g and parameter count of a checkpoint"),
+    "export": (_delegate("restore.export.cli"), "export a checkpoint to ONNX, verified with ONNX Runtime"),
     "test": (_delegate("restore.test"), "evaluate a model on the datasets of an option file (-opt)"),
     "train": (_delegate("restore.train"), "train a model from an option file (-opt)"),
     "compare": (_delegate("restore.analysis.compare"), "figures of zoomed crops with PSNR/SSIM, and an index.html"),

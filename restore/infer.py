@@ -1,6 +1,6 @@
 """Restore image files with a trained network (the same program as ``restore infer``).
 
-    python restore/infer.py -i INPUT -o OUTDIR [--weights FILE] [--opt network.yml] [--tile N|auto]
+    python restore/infer.py -i INPUT -o OUTDIR [--weights FILE | --onnx MODEL] [--opt network.yml] [--tile N|auto]
         [--tile-overlap N] [--precision fp32|bf16|fp16] [--device cpu|cuda|cuda:1] [--suffix S]
         [--ext png|same] [--recursive] [--overwrite] [--threads N]
 
@@ -40,7 +40,14 @@ from restore.data.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from restore.engine.folder import FileJob, drop_own_outputs, plan_jobs, restore_file, scan_images, shard
 from restore.engine.forward import PRECISIONS, check_precision, network_spec
 from restore.engine.inference import VARIANTS
-from restore.engine.loading import ModelLoadError, check_device, load_model, network_options_from_yaml, task_of
+from restore.engine.loading import (
+    LoadedModel,
+    ModelLoadError,
+    check_device,
+    load_model,
+    network_options_from_yaml,
+    task_of,
+)
 from restore.utils.files import probe_writable_folder, remove_stale_partials
 from restore.utils.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
 from restore.utils.threads import THREADS_ENV, set_threads
@@ -132,6 +139,7 @@ def build_parser(
     parser.add_argument("-i", "--input", required=True, type=Path, help="image file or folder")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument("--weights", type=Path, default=None, help=_default_weights_help(task))
+    parser.add_argument("--onnx", type=Path, help="run a model made by 'restore export' in ONNX Runtime (CPU) instead")
     parser.add_argument(
         "--opt", type=Path, help="YAML whose network_g builds the network (default: detected from the weights)"
     )
@@ -213,7 +221,7 @@ def _conflicts(jobs: Sequence[FileJob]) -> dict[Path, str]:
 def main(argv: Sequence[str] | None = None, *, prog: str = "restore infer", task: str | None = None) -> int:
     """Parse ``argv`` and restore the files; returns the exit status (see the module docstring)."""
     args = build_parser(prog, task=task).parse_args(argv)
-    if args.weights is None and not _use_default_weights(args, prog, task):
+    if args.weights is None and args.onnx is None and not _use_default_weights(args, prog, task):
         return 2
     logging.basicConfig(level=logging.WARNING, format=f"{prog}: %(message)s")
     try:
@@ -303,6 +311,22 @@ def _use_default_weights(args: argparse.Namespace, prog: str, task: str | None) 
     return True
 
 
+def _onnx_model(args: argparse.Namespace) -> LoadedModel:
+    """The ``--onnx`` model as a network of the engine; options fixed at export time are refused."""
+    from restore.export.runtime import OnnxNetwork, OnnxSetupError
+
+    if args.weights is not None or args.opt is not None:
+        raise ModelLoadError("--onnx replaces --weights and --opt; give only one model")
+    if args.precision != "fp32" or args.compile or args.channels_last:
+        raise ModelLoadError("--onnx: precision and memory format are fixed at export; drop --precision/--compile/"
+                             "--channels-last")  # fmt: skip
+    try:
+        net = OnnxNetwork(args.onnx)
+    except OnnxSetupError as err:
+        raise ModelLoadError(str(err)) from None
+    return LoadedModel(net=net, network_g={"type": net.metadata["type"], **net.metadata["network_g"]}, detected=False)
+
+
 def _prepare_and_run(
     args: argparse.Namespace, ranks: _Ranks, prog: str, task: str | None, progress: _Progress, found: list[Path]
 ) -> int:
@@ -311,9 +335,12 @@ def _prepare_and_run(
             print(f"{prog}: removed {stale}, left by an interrupted run", file=sys.stderr)
     device = ranks.device(args.device)
     try:
-        network_g = network_options_from_yaml(args.opt) if args.opt else None
-        param_key = args.param_key or "params_ema"
-        model = load_model(args.weights, network_g, param_key=param_key, require_key=args.param_key is not None)
+        if args.onnx is not None:
+            model = _onnx_model(args)
+        else:
+            network_g = network_options_from_yaml(args.opt) if args.opt else None
+            param_key = args.param_key or "params_ema"
+            model = load_model(args.weights, network_g, param_key=param_key, require_key=args.param_key is not None)
     except ModelLoadError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

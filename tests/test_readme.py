@@ -21,11 +21,11 @@ How a command is checked (the rules other README sections must follow):
 4. Inputs: the value of ``-i``/``--input`` is kept when it exists in the repository; otherwise it is replaced by a
    temporary folder (name ending in ``/``) or file (an image suffix) holding a small photo crop.
 5. Commands that need data or hardware this test cannot have match :data:`EXTERNAL` (option-file runs ``-opt``,
-   which need datasets and official weights; ``restore compare`` on a benchmark set's results; ``torchrun``
-   launches). For them the arguments are parsed with the
+   which need datasets and official weights; ``restore compare`` on a benchmark set's results; ``restore export``
+   and ``--onnx`` runs, whose tracing takes minutes; ``torchrun`` launches). For them the arguments are parsed with the
    script's own parser (unknown or invalid options fail), and an option file given as a repository path must
    exist and validate (with the command's ``--force_yml`` overrides). A bare placeholder name (``X.yml``) is fine,
-   and so are their ``datasets/``, ``results/`` and ``experiments/`` paths.
+   and so are their ``datasets/``, ``results/`` and ``experiments/`` paths and exported ``.onnx`` models.
 6. Any other path-like argument (one containing ``/`` or ending in a file suffix) must exist in the repository, or
    the test fails and names it: add it to the rules above rather than leaving a command unchecked.
 """
@@ -69,6 +69,8 @@ EXTERNAL = [
      "option-file runs need the datasets and official weights the file names"),
     (lambda argv: _script(argv) == "compare" and any(t.startswith("datasets/") for t in argv),
      "compares the GT of a benchmark set with the results of option-file runs"),
+    (lambda argv: _script(argv) == "export" or "--onnx" in argv,
+     "tracing a network takes minutes on CPU: tests/export exports and runs tiny networks of every family"),
 ]  # fmt: skip
 OUTPUT_FLAGS = ("-o", "--output", "--out")
 INPUT_FLAGS = ("-i", "--input")
@@ -205,7 +207,9 @@ def prepare(command: str, folder: Path, fixtures: Path) -> Prepared:
                 token = str(folder / "in" / name)
         elif _is_pathlike(token) and not (REPO / token).exists() and token not in ("restore",):
             is_bare_option_placeholder = previous in ("-opt", "--opt") and "/" not in token and external is not None
-            external_data = external is not None and token.split("/")[0] in ("datasets", "results", "experiments")
+            external_data = external is not None and (
+                token.split("/")[0] in ("datasets", "results", "experiments") or token.endswith(".onnx")
+            )
             if not (is_bare_option_placeholder or external_data):
                 pytest.fail(
                     f"README command {command!r} uses {token!r}, which is not in the repository and not covered by "

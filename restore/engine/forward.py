@@ -6,6 +6,8 @@ What a network must provide (attributes read by the engine; it never looks at ar
 * ``pad_multiple: int`` input height and width must be multiples of it (default 1).
 * ``clamp_output: bool`` whether the official test pipeline clamps to [0, 1] before cropping (default False).
 * ``supports_fp16: bool`` False where activations of trained weights overflow float16 (default True).
+* ``fixed_input_size: int | None`` the network takes only square inputs of exactly this size (an ONNX model
+  exported fixed-size); tiles then have exactly this size (default None: any multiple of ``pad_multiple``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class NetworkSpec:
     pad_multiple: int
     clamp_output: bool
     supports_fp16: bool
+    fixed_size: int | None = None
 
 
 def network_spec(net: nn.Module) -> NetworkSpec:
@@ -46,9 +49,12 @@ def network_spec(net: nn.Module) -> NetworkSpec:
         pad_multiple=int(getattr(net, "pad_multiple", 1)),
         clamp_output=bool(getattr(net, "clamp_output", False)),
         supports_fp16=bool(getattr(net, "supports_fp16", True)),
+        fixed_size=None if getattr(net, "fixed_input_size", None) is None else int(net.fixed_input_size),
     )
     if spec.scale < 1 or spec.pad_multiple < 1:
         raise ValueError(f"{name}: scale and pad_multiple must be >= 1, got {spec.scale} and {spec.pad_multiple}")
+    if spec.fixed_size is not None and (spec.fixed_size < 1 or spec.fixed_size % spec.pad_multiple):
+        raise ValueError(f"{name}: fixed_input_size {spec.fixed_size} is not a multiple of {spec.pad_multiple}")
     return spec
 
 

@@ -181,10 +181,11 @@ class _Tiler:
         disable = True if quiet or total <= 1 else (None if self.progress is None else not self.progress)
         return tqdm(total=total, desc="tiles", unit="tile", leave=False, disable=disable)
 
-    def blended(self, image: Tensor, core: int, quiet: bool = False) -> Tensor:
-        """Cross-faded tiles over a padded ``(B, C, H, W)`` image; returns ``(B, C', H*s, W*s)``."""
-        rows = plan_blended_axis(image.shape[2], core, self.context, self.multiple, self.scale)
-        cols = plan_blended_axis(image.shape[3], core, self.context, self.multiple, self.scale)
+    def blended(self, image: Tensor, core: int, quiet: bool = False, region: int | None = None) -> Tensor:
+        """Cross-faded tiles over a padded ``(B, C, H, W)`` image; returns ``(B, C', H*s, W*s)``.
+        ``region`` forces the tile size (networks of fixed input size)."""
+        rows = plan_blended_axis(image.shape[2], core, self.context, self.multiple, self.scale, region)
+        cols = plan_blended_axis(image.shape[3], core, self.context, self.multiple, self.scale, region)
         if len(rows) == 1 and len(cols) == 1:
             return self.run([image], core)[0]  # the exact untiled path
         return self._accumulate(image, rows, cols, core, quiet, average=False)
@@ -251,6 +252,44 @@ def _coverage(plan: AxisPlan, scale: int, device: torch.device) -> Tensor:
     return count
 
 
+def _fixed_core(height: int, width: int, size: int, wanted: int | None, context: int, multiple: int,
+                scale: int) -> int:  # fmt: skip
+    """Largest core, at most ``wanted`` (or ``size``), whose tile regions fit in ``size`` pixels along both axes."""
+    core = min(wanted or size, size)
+    while core >= 1:
+        try:
+            for length in (height, width):
+                plan_blended_axis(length, core, context, multiple, scale, size)
+            return core
+        except ValueError:
+            core -= 1
+    raise ValueError(
+        f"tile_overlap {context} leaves no room for a tile core in the network's fixed {size}x{size} input; "
+        f"use a tile_overlap below {size // 2}"
+    )
+
+
+def _extend_to(image: Tensor, size: int, padding: PaddingMode) -> Tensor:
+    """Pad bottom/right (same mirror rule as ``padding``) so that both sides are at least ``size``."""
+    h, w = image.shape[2:]
+    if h >= size and w >= size:
+        return image
+    grown, _ = pad_bottom_right(image, size, padding)  # sides below ``size`` grow to it (periodic mirror)
+    return grown[:, :, : max(h, size), : max(w, size)]
+
+
+def _fixed_size_tiles(tiler: _Tiler, image: Tensor, size: int, tile: int | str | None, context: int,
+                      padding: PaddingMode, blend: Blend) -> Tensor:  # fmt: skip
+    """Tiles of exactly ``size`` over ``image`` (padded up to ``size`` first where smaller); the output keeps the
+    padded size, which ``infer`` crops."""
+    image = _extend_to(image, size, padding)
+    if blend == "average":
+        return tiler.averaged(image, size, context)
+    wanted = None if tile in (None, "auto") else int(tile)
+    core = _fixed_core(*image.shape[2:], size, wanted, context, tiler.multiple, tiler.scale)
+    return tiler.blended(image, core, region=size)
+
+
 def infer(
     net: nn.Module,
     lq: Tensor,
@@ -287,6 +326,10 @@ def infer(
         compile: ``torch.compile`` the network (cached on it); a string names the dynamo backend.
         progress: tqdm bar over tiles; ``None`` = only on a terminal and only when there are several tiles.
 
+    A network with ``fixed_input_size`` (an ONNX model exported fixed-size) always runs on tiles of exactly that
+    size: images smaller than it are padded first (and cropped back), ``tile=None``/``"auto"`` picks the largest
+    core that fits, and a larger ``tile`` is reduced to fit.
+
     Returns:
         ``(B, C, H * scale, W * scale)`` float32 on ``lq.device``.
 
@@ -313,14 +356,17 @@ def infer(
     tiler = _Tiler(forward, s, spec.pad_multiple, tile_overlap, tile_batch_size, lq.device, progress)
     with _eval_mode(net):
         image, _ = pad_bottom_right(lq.float(), spec.pad_multiple, padding)
-        if tile == "auto":
-            tile = auto_tile_size(net, forward, spec, tile_overlap, tile_batch_size, lq.shape[1])
-        if tile is None:
-            out = tiler.blended(image, max(image.shape[2:]))
-        elif blend == "average":
-            out = tiler.averaged(image, tile, tile_overlap)
+        if spec.fixed_size is not None:
+            out = _fixed_size_tiles(tiler, image, spec.fixed_size, tile, tile_overlap, padding, blend)
         else:
-            out = tiler.blended(image, tile)
+            if tile == "auto":
+                tile = auto_tile_size(net, forward, spec, tile_overlap, tile_batch_size, lq.shape[1])
+            if tile is None:
+                out = tiler.blended(image, max(image.shape[2:]))
+            elif blend == "average":
+                out = tiler.averaged(image, tile, tile_overlap)
+            else:
+                out = tiler.blended(image, tile)
     if spec.clamp_output if clamp is None else clamp:
         out = out.clamp_(0, 1)
     return out[:, :, : h * s, : w * s]

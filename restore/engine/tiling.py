@@ -78,7 +78,9 @@ def _single(length: int) -> AxisPlan:
     return AxisPlan(length, length, (0,), ((0, length),), None)
 
 
-def plan_blended_axis(length: int, core: int, context: int, multiple: int, scale: int) -> AxisPlan:
+def plan_blended_axis(
+    length: int, core: int, context: int, multiple: int, scale: int, region: int | None = None
+) -> AxisPlan:
     """Plan cores, regions and cross-fade weights along one axis.
 
     Args:
@@ -87,6 +89,8 @@ def plan_blended_axis(length: int, core: int, context: int, multiple: int, scale
         context: pixels of context on each side of a core (``tile_overlap``), >= 0.
         multiple: the network's ``pad_multiple``; region sizes are multiples of it.
         scale: network output/input size ratio (weights are given on the output grid).
+        region: if given, every region has exactly this size (a network of fixed input size); it must be a
+            multiple of ``multiple``, at most ``length``, and at least the size the cores and context need.
     """
     if length % multiple:
         raise ValueError(f"axis length {length} is not a multiple of {multiple}; pad the image first")
@@ -98,6 +102,11 @@ def plan_blended_axis(length: int, core: int, context: int, multiple: int, scale
     # Each region must reach ``context`` beyond its core (or the border) and start on the network's grid.
     needs = [(max(a - context, 0), min(b + context, length)) for a, b in cores]
     size = max(_round_up(right - _floor(left, multiple), multiple) for left, right in needs)
+    if region is not None:
+        if size > region or region > length or region % multiple:
+            raise ValueError(f"regions of {region} px cannot hold {core}-px cores with {context} px of context "
+                             f"on a {length}-px axis (multiple {multiple})")  # fmt: skip
+        size = region
     if count == 1 or size >= length:
         return _single(length)
     starts = tuple(

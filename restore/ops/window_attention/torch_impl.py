@@ -20,12 +20,23 @@ import torch.nn.functional as F
 
 from restore.ops.window_attention.geometry import MASK_VALUE
 
-# Window groups of a shifted layer, in gather order; each has one mask pattern.
-_INTERIOR, _BOTTOM, _RIGHT, _CORNER = range(4)
+
+def _tracing() -> bool:
+    """True under ``torch.compile`` / ``torch.export``: sizes may be symbolic and tensors fake, so nothing built
+    there may enter (or come from) the per-size caches; the index tensors are then built from the shapes."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
-@functools.lru_cache(maxsize=64)
 def _window_order(
+    batch: int, height: int, width: int, window_size: int, shift_size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    """``_build_window_order``, cached per size in eager mode."""
+    if _tracing():
+        return _build_window_order(batch, height, width, window_size, shift_size, device)
+    return _cached_window_order(batch, height, width, window_size, shift_size, device)
+
+
+def _build_window_order(
     batch: int, height: int, width: int, window_size: int, shift_size: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
     """Token gather order for (rolled) window attention (built on the CPU, whatever the default device).
@@ -42,16 +53,25 @@ def _window_order(
     win_r = torch.arange(rows, device="cpu").view(rows, 1).expand(rows, cols).flatten()
     win_c = torch.arange(cols, device="cpu").view(1, cols).expand(rows, cols).flatten()
     if shift_size > 0:
-        group = (win_r == rows - 1).long() + 2 * (win_c == cols - 1).long()  # 0 interior, 1 bottom, 2 right, 3 corner
-        groups = [torch.nonzero(group == g).flatten() for g in (_INTERIOR, _BOTTOM, _RIGHT, _CORNER)]
+        # Window numbers (row-major) of each group, built from the grid shape alone (no data-dependent nonzero).
+        inner_r = torch.arange(rows - 1, device="cpu") * cols
+        inner_c = torch.arange(cols - 1, device="cpu")
+        groups = [
+            (inner_r.view(-1, 1) + inner_c.view(1, -1)).flatten(),  # interior
+            inner_c + (rows - 1) * cols,  # bottom row
+            inner_r + (cols - 1),  # right column
+            torch.full((1,), rows * cols - 1, dtype=torch.int64, device="cpu"),  # corner
+        ]
     else:
         groups = [torch.arange(rows * cols, device="cpu")]
     ty = torch.arange(ws, device="cpu").view(ws, 1).expand(ws, ws).flatten()
     tx = torch.arange(ws, device="cpu").view(1, ws).expand(ws, ws).flatten()
     pieces, sizes = [], []
     for windows in groups:
-        y = (win_r[windows].view(-1, 1) * ws + ty + shift_size) % height  # (n_g, N)
-        x = (win_c[windows].view(-1, 1) * ws + tx + shift_size) % width
+        y = win_r[windows].view(-1, 1) * ws + ty + shift_size  # (n_g, N), in [0, 2 * height)
+        x = win_c[windows].view(-1, 1) * ws + tx + shift_size
+        y = torch.where(y >= height, y - height, y)  # the roll's wrap-around (no modulo by a traced size)
+        x = torch.where(x >= width, x - width, x)
         flat = y * width + x
         per_batch = flat.view(1, -1) + torch.arange(batch, device="cpu").view(-1, 1) * (height * width)  # (B, n_g*N)
         pieces.append(per_batch.flatten())
@@ -62,8 +82,19 @@ def _window_order(
     return gather.to(device), scatter.to(device), tuple(sizes)
 
 
-@functools.lru_cache(maxsize=64)
+_cached_window_order = functools.lru_cache(maxsize=64)(_build_window_order)
+
+
 def _shift_patterns(
+    window_size: int, shift_size: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor | None, ...]:
+    """``_build_shift_patterns``, cached per size in eager mode."""
+    if _tracing():
+        return _build_shift_patterns(window_size, shift_size, dtype, device)
+    return _cached_shift_patterns(window_size, shift_size, dtype, device)
+
+
+def _build_shift_patterns(
     window_size: int, shift_size: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor | None, ...]:
     """Shift-mask pattern per window group: ``None`` (interior) or ``(1, 1, N, N)`` of 0 / -100 in ``dtype``."""
@@ -80,6 +111,9 @@ def _shift_patterns(
         return mask.view(1, 1, ws * ws, ws * ws).to(device)
 
     return None, pattern(ty * 2 + zeros), pattern(zeros + tx), pattern(ty * 2 + tx)
+
+
+_cached_shift_patterns = functools.lru_cache(maxsize=64)(_build_shift_patterns)
 
 
 def _bias(rpb_table: torch.Tensor, rp_index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -102,6 +136,8 @@ def _to_heads(tokens: torch.Tensor, windows: int, n: int, num_heads: int) -> tor
 def _from_heads(out: torch.Tensor) -> torch.Tensor:
     """``(windows, h, n, d)`` -> ``(windows*n, C)`` (a view for SDPA's usual output layout)."""
     w, h, n, d = out.shape
+    if _tracing():  # the exporter's SDPA decomposition may change the output strides: copy explicitly
+        return out.transpose(1, 2).clone(memory_format=torch.contiguous_format).view(w * n, h * d)
     return out.transpose(1, 2).reshape(w * n, h * d)
 
 
@@ -110,7 +146,7 @@ def _packed_tokens(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
     (the usual ``qkv(x).chunk(3, dim=-1)`` of a contiguous projection, ``R = 3C``, or one whose output features
     were padded, ``R > 3C``), so one gather moves all three; ``None`` otherwise or when autograd is recording
     (the view would reach outside each input)."""
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+    if _tracing() or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)):
         return None
     b, h, w, c = q.shape
     row = q.stride(2)

@@ -1,0 +1,82 @@
+"""``restore export``: a checkpoint to a verified ONNX model.
+
+    restore export --weights W.pth -o model.onnx [--opt net.yml] [--tile N] [--dynamic]
+        [--precision fp32|fp16|bf16] [--opset K]
+
+Exit status: 0 written and verified, 1 verification failed (nothing left behind), 2 unusable weights, options
+or output path, or the ONNX packages are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from restore.engine.forward import PRECISIONS
+
+__all__ = ["build_parser", "main"]
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def build_parser(prog: str = "restore export") -> argparse.ArgumentParser:
+    from restore.export.onnx import DEFAULT_OPSET, DEFAULT_TILE
+
+    parser = argparse.ArgumentParser(prog=prog, description="Export a checkpoint to ONNX, verified in ONNX Runtime.")
+    parser.add_argument("--weights", required=True, type=Path, help="checkpoint (.pth/.pt/.safetensors)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="ONNX file to write (its folder must exist)")
+    parser.add_argument("--opt", type=Path, help="YAML whose network_g builds the network (default: detect)")
+    parser.add_argument("--param-key", default="params_ema", help="checkpoint key to load (falls back to params)")
+    tile_help = f"input side of the fixed-size model (default {DEFAULT_TILE}; rounded up to the pad multiple)"
+    parser.add_argument("--tile", type=_positive, default=DEFAULT_TILE, help=tile_help)
+    parser.add_argument("--dynamic", action="store_true", help="dynamic height and width instead of a fixed size")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default), fp16 or bf16")
+    parser.add_argument("--opset", type=_positive, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "restore export") -> int:
+    """Parse ``argv``, export and verify; returns the exit status (see the module docstring)."""
+    args = build_parser(prog).parse_args(argv)
+    from restore.engine.loading import ModelLoadError, load_model, network_options_from_yaml
+    from restore.export.onnx import ExportError, VerificationError, to_onnx
+    from restore.export.runtime import OnnxSetupError
+
+    try:
+        network_g = network_options_from_yaml(args.opt) if args.opt else None
+        model = load_model(args.weights, network_g, param_key=args.param_key)
+        report = to_onnx(
+            model.net,
+            args.output,
+            tile=args.tile,
+            dynamic=args.dynamic,
+            precision=args.precision,
+            opset=args.opset,
+            network_g=model.network_g,
+        )
+    except (ModelLoadError, ExportError, OnnxSetupError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except VerificationError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    size = "dynamic height/width" if report.tile_size is None else f"{report.tile_size}x{report.tile_size} input"
+    for name, value in report.differences.items():
+        print(f"{prog}: ONNX Runtime vs PyTorch on the {name}: max abs difference {value:.2e} "
+              f"(tolerance {report.tolerance:g})")  # fmt: skip
+    print(f"{prog}: wrote {report.path} ({model.network_g['type']}, {size}, {args.precision})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""``to_onnx``: export a network to ONNX through ``torch.onnx.export(dynamo=True)`` and verify it in ONNX Runtime.
+
+The export traces the network's own modules and ops (the ``torch`` backend of ``restore.ops``); nothing is
+rewritten for ONNX. The file is written to a temporary name beside the target, run in ONNX Runtime (CPU) on a
+random input and on a crop of the bundled sample photo, compared with the PyTorch float32 output, and renamed
+only when the maximum absolute difference is within ``TOLERANCES[precision]``; otherwise it is removed.
+
+Metadata (``onnx`` model properties, all strings): ``type``, ``scale``, ``pad_multiple``, ``clamp_output``,
+``supports_fp16``, ``task``, ``tile_size`` (the fixed input side, or ``dynamic``), ``precision`` and
+``network_g`` (JSON). The graph has one input ``input`` ``(1, C, H, W)`` float32 in [0, 1] and one output
+``output`` ``(1, C, H*scale, W*scale)`` float32; fp16/bf16 models cast inside the graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from restore.engine.forward import PRECISIONS, check_precision, network_spec
+from restore.export.runtime import OnnxNetwork, require
+
+__all__ = ["DEFAULT_OPSET", "DEFAULT_TILE", "TOLERANCES", "ExportError", "ExportReport", "VerificationError", "to_onnx"]
+
+DEFAULT_TILE = 256
+DEFAULT_OPSET = 18
+#: Largest accepted max-abs difference between ONNX Runtime and PyTorch float32, per export precision.
+TOLERANCES = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 2e-2}
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+_MAX_DYNAMIC_SIDE = 8192
+
+
+class ExportError(ValueError):
+    """The network, options or output path cannot be exported; the message is one line."""
+
+
+class VerificationError(RuntimeError):
+    """The exported model does not reproduce PyTorch within the tolerance (the file was removed)."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What ``to_onnx`` wrote and how closely ONNX Runtime matches PyTorch (max abs difference per check)."""
+
+    path: Path
+    tile_size: int | None
+    differences: dict[str, float]
+    tolerance: float
+
+
+class _CastWrapper(nn.Module):
+    """Runs ``net`` in ``dtype`` behind a float32 interface."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.net = net.to(dtype)
+        self.dtype = dtype
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.to(self.dtype)).float()
+
+
+def _round_tile(tile: int, multiple: int, name: str) -> int:
+    if tile < multiple:
+        raise ExportError(
+            f"--tile {tile} is smaller than one window of {name} ({multiple} px, its pad multiple); use >= {multiple}"
+        )
+    return -(-tile // multiple) * multiple
+
+
+def _sample_crop(height: int, width: int) -> Tensor:
+    """``(1, 3, height, width)`` crop of the bundled sample photo, mirrored periodically where it is too small."""
+    from restore.assets import SAMPLE_IMAGE
+    from restore.data.image_io import read_image
+    from restore.engine.padding import pad_bottom_right
+
+    image = torch.from_numpy(read_image(SAMPLE_IMAGE).rgb).permute(2, 0, 1).unsqueeze(0)
+    need = max(height, width)
+    if min(image.shape[2:]) < need:
+        image, _ = pad_bottom_right(image, need, "symmetric")
+    return image[:, :, :height, :width].contiguous()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter's progress messages and warnings (errors still raise)."""
+    names = ("torch.onnx", "torch.export", "torch._export", "onnxscript", "torch.fx.experimental.symbolic_shapes")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), open(os.devnull, "w") as sink:
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _first_line(err: BaseException) -> str:
+    for line in str(err).splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Failed to export", "\x1b")):
+            return line[:300]
+    return type(err).__name__
+
+
+def _metadata(net: nn.Module, network_g: Mapping[str, Any] | None, tile: int | None, precision: str) -> dict:
+    spec = network_spec(net)
+    kwargs = {k: v for k, v in (network_g or {}).items()}
+    return {
+        "type": str(kwargs.get("type", type(net).__name__)),
+        "scale": str(spec.scale),
+        "pad_multiple": str(spec.pad_multiple),
+        "clamp_output": "true" if spec.clamp_output else "false",
+        "supports_fp16": "true" if spec.supports_fp16 else "false",
+        "task": str(getattr(net, "task", "") or ""),
+        "tile_size": "dynamic" if tile is None else str(tile),
+        "precision": precision,
+        "network_g": json.dumps(kwargs, default=str),
+    }
+
+
+def _export(model: nn.Module, example: Tensor, target: Path, opset: int, dynamic: bool, multiple: int,
+            metadata: Mapping[str, str]) -> None:  # fmt: skip
+    dynamic_shapes = None
+    if dynamic:
+        dims = []
+        for axis in ("height", "width"):
+            blocks = torch.export.Dim(f"{axis}_blocks", min=2, max=_MAX_DYNAMIC_SIDE // multiple)
+            dims.append(blocks * multiple if multiple > 1 else blocks)
+        dynamic_shapes = ({2: dims[0], 3: dims[1]},)
+    with _quiet():
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_shapes=dynamic_shapes,
+        )
+    program.model.metadata_props.update(metadata)
+    program.save(str(target), external_data=False)
+
+
+def _compare(session_net: OnnxNetwork, reference: nn.Module, inputs: Mapping[str, Tensor]) -> dict[str, float]:
+    differences = {}
+    for name, x in inputs.items():
+        with torch.no_grad():
+            expected = reference(x).float()
+        got = session_net(x)
+        if got.shape != expected.shape:
+            raise VerificationError(f"ONNX output {tuple(got.shape)} != PyTorch {tuple(expected.shape)} on {name}")
+        differences[name] = float((got - expected).abs().max())
+    return differences
+
+
+def to_onnx(
+    net: nn.Module,
+    path: str | Path,
+    *,
+    tile: int = DEFAULT_TILE,
+    dynamic: bool = False,
+    precision: str = "fp32",
+    opset: int = DEFAULT_OPSET,
+    network_g: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> ExportReport:
+    """Export ``net`` to ``path`` (ONNX), verify it in ONNX Runtime and return the differences to PyTorch.
+
+    Args:
+        net: a network with the engine attributes (``scale``, ``pad_multiple``, ...); put in eval mode.
+        path: the ``.onnx`` file to write; its folder must exist. Written atomically.
+        tile: input side of a fixed-size export, rounded up to the network's ``pad_multiple`` (default 256);
+            with ``dynamic`` the example size used for tracing and verification.
+        dynamic: export height and width as dynamic axes (multiples of ``pad_multiple``, at least two of them).
+        precision: ``"fp32"``, ``"fp16"`` (refused for networks with ``supports_fp16 = False``) or ``"bf16"``.
+        opset: ONNX opset version (default 18).
+        network_g: the options the network was built from, stored in the metadata.
+        seed: seed of the random verification input.
+
+    Raises:
+        ExportError: unusable network, option or path (nothing is written).
+        VerificationError: ONNX Runtime differs from PyTorch by more than ``TOLERANCES[precision]`` (file removed).
+        OnnxSetupError: the onnx / onnxscript / onnxruntime packages are missing.
+    """
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        require(module)
+    if not isinstance(net, nn.Module):
+        raise ExportError(f"expected a torch.nn.Module to export, got {type(net).__name__}")
+    name = type(net).__name__
+    try:
+        spec = network_spec(net)
+        check_precision(precision, spec, net)
+    except (AttributeError, ValueError) as err:
+        raise ExportError(str(err)) from None
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ExportError(f"{path}: output folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ExportError(f"{path}: is a folder; give a file name such as model.onnx")
+    multiple = spec.pad_multiple
+    side = _round_tile(tile, multiple, name)
+    if dynamic:
+        blocker = getattr(net, "dynamic_shape_blocker", None)
+        if blocker:
+            raise ExportError(f"--dynamic refused for {name}: {blocker}")
+        side = max(side, 2 * multiple)
+    net = net.eval()
+    model = net if precision == "fp32" else _CastWrapper(copy.deepcopy(net), _DTYPES[precision]).eval()
+    channels = _input_channels(net)
+    generator = torch.Generator().manual_seed(seed)
+    random = torch.rand(1, channels, side, side, generator=generator)
+    metadata = _metadata(net, network_g, None if dynamic else side, precision)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        try:
+            _export(model, random, temporary, opset, dynamic, multiple, metadata)
+        except Exception as err:  # the exporter raises many types; report one line
+            what = "with dynamic height/width " if dynamic else ""
+            raise ExportError(f"{name} cannot be exported {what}to ONNX: {_first_line(err)}") from None
+        inputs = {"random input": random}
+        if channels == 3:
+            width = max(2 * multiple, side // 2 // multiple * multiple) if dynamic else side
+            inputs["sample photo crop"] = _sample_crop(side, width)
+        try:
+            differences = _compare(OnnxNetwork(temporary), net, inputs)
+        except VerificationError:
+            raise
+        except Exception as err:  # e.g. an operator ONNX Runtime's CPU provider lacks for this precision
+            raise VerificationError(f"{path}: ONNX Runtime cannot run the exported model ({_first_line(err)}); "
+                                    "file removed") from None  # fmt: skip
+        tolerance = TOLERANCES[precision]
+        worst = max(differences.values())
+        if not np.isfinite(worst) or worst > tolerance:
+            found = ", ".join(f"{k} {v:.2e}" for k, v in differences.items())
+            raise VerificationError(
+                f"{path}: ONNX Runtime differs from PyTorch by more than {tolerance:g} ({found}); file removed"
+            )
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return ExportReport(path, None if dynamic else side, differences, TOLERANCES[precision])
+
+
+def _input_channels(net: nn.Module) -> int:
+    """Input channels: ``in_chans`` / the first convolution's ``in_channels`` (3 when unknown)."""
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            return int(module.in_channels)
+    return 3

@@ -1,0 +1,174 @@
+"""ONNX export of every family, verified in ONNX Runtime against PyTorch, and the exported models run through the
+tiled engine (``restore infer --onnx``). Exports trace the whole network and take tens of seconds each: slow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from restore.archs import build_network
+from restore.cli import main as cli_main
+from restore.engine import infer
+from restore.export import ExportError, OnnxNetwork, VerificationError, read_metadata, to_onnx
+from restore.export import onnx as onnx_export
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+TINY: dict[str, dict[str, Any]] = {
+    "HAT": {"type": "HAT", "img_size": 16, "window_size": 8, "embed_dim": 12, "depths": [2], "num_heads": [2],
+            "compress_ratio": 3, "squeeze_factor": 4, "mlp_ratio": 2, "upscale": 2, "upsampler": "pixelshuffle"},
+    "DRCT": {"type": "DRCT", "img_size": 16, "window_size": 8, "embed_dim": 12, "depths": [2], "num_heads": [4],
+             "gc": 4, "mlp_ratio": 2, "upscale": 2, "upsampler": "pixelshuffle"},
+    "DLGSANet": {"type": "DLGSANet", "dim": 8, "groups": 1, "blocks": 1, "buildblock_type": "sparseedge",
+                 "window_size": 5, "idynamic_num_heads": 2, "restormer_num_heads": 2, "tlc_kernel": 8, "upscale": 2,
+                 "upsampler": "pixelshuffledirect"},
+    "DRSformer": {"type": "DRSformer", "dim": 8, "num_blocks": [1, 1, 1, 1], "heads": [1, 2, 2, 4],
+                  "ffn_expansion_factor": 2.0},
+}  # fmt: skip
+
+
+def _official(family: str) -> tuple[dict[str, Any], int]:
+    """Official-shaped ``network_g`` and the smallest export size the family allows (one window / pad multiple;
+    DLGSANet has no multiple, 16 keeps its TLC windows inactive)."""
+    if family == "HAT":
+        from restore.archs.hat import PRESETS
+
+        return {"type": "HAT", "upscale": 4, **PRESETS["HAT-S"]}, 16
+    if family == "DRCT":
+        from restore.archs.drct import PRESETS
+
+        return {"type": "DRCT", "upscale": 4, **PRESETS["DRCT"]}, 16
+    if family == "DLGSANet":
+        from restore.archs.dlgsanet import PRESETS
+
+        return {"type": "DLGSANet", **PRESETS["light_x4"]}, 16
+    from restore.archs.drsformer import PRESETS
+
+    return {"type": "DRSformer", **PRESETS["Rain200H"]}, 8
+
+
+def parity_file(fixtures: Path, name: str) -> Path:
+    """A parity fixture: ``tests/fixtures/parity`` first, else the ``shared/parity`` folder beside the clone."""
+    for folder in (fixtures / "parity", REPO_ROOT.parent / "shared" / "parity"):
+        if (folder / name).is_file():
+            return folder / name
+    pytest.fail(f"parity fixture {name} not found in tests/fixtures/parity or ../shared/parity")
+
+
+def _build(network_g: dict[str, Any]) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_network(network_g).eval()
+
+
+def _check_ort(path: Path, net: torch.nn.Module, sizes: list[tuple[int, int]]) -> None:
+    runner = OnnxNetwork(path)
+    for h, w in sizes:
+        x = torch.rand(1, 3, h, w)
+        with torch.no_grad():
+            want = net(x)
+        torch.testing.assert_close(runner(x), want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_tiny_fixed_size_export(family: str, tmp_path: Path) -> None:
+    network_g = TINY[family]
+    net = _build(network_g)
+    report = to_onnx(net, tmp_path / "m.onnx", tile=20, network_g=network_g)
+    side = -(-20 // net.pad_multiple) * net.pad_multiple
+    assert report.tile_size == side and max(report.differences.values()) <= 1e-4
+    assert sorted(report.differences) == ["random input", "sample photo crop"]
+    meta = read_metadata(report.path)
+    assert (meta["type"], meta["scale"], meta["pad_multiple"], meta["tile_size"]) == (
+        family, net.scale, net.pad_multiple, side,
+    )  # fmt: skip
+    assert meta["network_g"] == network_g
+    _check_ort(report.path, net, [(side, side)])
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_tiny_dynamic_export(family: str, tmp_path: Path) -> None:
+    network_g = {**TINY[family], "tlc_flag": False} if family == "DLGSANet" else TINY[family]
+    net = _build(network_g)
+    report = to_onnx(net, tmp_path / "m.onnx", tile=16, dynamic=True, network_g=network_g)
+    assert report.tile_size is None and read_metadata(report.path)["tile_size"] is None
+    m = net.pad_multiple
+    _check_ort(report.path, net, [(2 * m * 2, 2 * m * 3), (2 * m * 5, 2 * m)])
+
+
+def test_dynamic_export_with_tlc_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match=r"--dynamic refused for DLGSANet: its TLC windows"):
+        to_onnx(_build(TINY["DLGSANet"]), tmp_path / "m.onnx", dynamic=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_failed_verification_removes_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Off(OnnxNetwork):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) + 1e-3
+
+    monkeypatch.setattr(onnx_export, "OnnxNetwork", Off)
+    with pytest.raises(VerificationError, match=r"differs from PyTorch by more than 0.0001 .*file removed"):
+        to_onnx(_build(TINY["DLGSANet"]), tmp_path / "m.onnx", tile=16)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("RESTORE_TEST_OFFICIAL_EXPORTS") != "1",
+    reason="tracing a full-size network takes 10-30 min per family on 2 cores; set RESTORE_TEST_OFFICIAL_EXPORTS=1",
+)
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_official_shaped_export_at_the_smallest_size(family: str, tmp_path: Path) -> None:
+    network_g, side = _official(family)
+    net = _build(network_g)
+    report = to_onnx(net, tmp_path / "m.onnx", tile=side, network_g=network_g)
+    assert report.tile_size == side and max(report.differences.values()) <= 1e-4
+
+
+@pytest.mark.slow
+def test_parity_checkpoint_through_infer_onnx(fixtures: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from skimage import data
+
+    from restore.data.image_io import read_image, write_image
+
+    fixture = torch.load(parity_file(fixtures, "hat_tiny_x2_arch.pt"), weights_only=True)
+    network_g = {"type": "HAT", **fixture["kwargs"]}
+    weights, opt = tmp_path / "hat.pth", tmp_path / "hat.yml"
+    torch.save({"params_ema": fixture["state_dict"]}, weights)
+    opt.write_text(yaml.safe_dump({"network_g": network_g}))
+    model = tmp_path / "hat.onnx"
+    status = cli_main(["export", "--weights", str(weights), "--opt", str(opt), "-o", str(model), "--tile", "32"])
+    out = capsys.readouterr().out
+    assert status == 0 and "max abs difference" in out and model.is_file()
+
+    # 48 x 64: 3 x 4 tiles of 16-px cores with 8 px of context, i.e. 32-px regions, which the fixed-size model
+    # gets unchanged, so the ONNX and PyTorch tilings are the same
+    photo = data.astronaut()[100:196:2, 180:308:2].astype(np.float32) / 255
+    write_image(tmp_path / "in" / "photo.png", photo)
+    argv = ["infer", "--onnx", str(model), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+            "--tile", "16", "--tile-overlap", "8", "--no-progress"]  # fmt: skip
+    assert cli_main(argv) == 0
+
+    net = build_network(network_g).eval()
+    net.load_state_dict(fixture["state_dict"])
+    lq = torch.from_numpy(read_image(tmp_path / "in" / "photo.png").rgb).permute(2, 0, 1)[None]
+    want = infer(net, lq, tile=16, tile_overlap=8)
+    runner = OnnxNetwork(model)
+    calls: list[tuple[int, ...]] = []
+    runner.register_forward_hook(lambda _m, args, _o: calls.append(tuple(args[0].shape)))
+    got = infer(runner, lq, tile=16, tile_overlap=8)
+    assert len(calls) == 12 and {c[2:] for c in calls} == {(32, 32)}
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+    written = read_image(tmp_path / "out" / "photo.png").rgb
+    expected = want[0].permute(1, 2, 0).clamp(0, 1).numpy()
+    assert np.abs(written - expected).max() <= 1 / 255 + 1e-6
