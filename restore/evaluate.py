@@ -489,16 +489,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (errors are one line on stderr).
 
-    0: done; 2: unusable options (no weights, refused precision); 1: any other error (missing data, ...).
+    0: done; 2: unusable options, weights or ``--device`` (no weights, refused precision, a wrong key or type, an
+    unreadable checkpoint, a device this machine lacks); 1: any other error (missing data, ...).
     """
-    from restore.utils.options import load_options
+    from restore.checkpoint import CheckpointError
+    from restore.engine.loading import check_device
+    from restore.utils.options import OptionsError, load_options
 
     args = build_parser().parse_args(argv)
     try:
+        if args.device is not None:
+            check_device(args.device)  # before anything is loaded
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
         opt = load_options(args.opt, force_yml=args.force_yml, is_train=False)
         run_benchmark(opt, device=args.device, allow_random_weights=args.allow_random_weights, source=args.opt)
-    except UnusableOptions as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (UnusableOptions, OptionsError, CheckpointError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     except USER_ERRORS as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)

@@ -309,3 +309,22 @@ def test_prepare_checks_deraining_layout(tmp_path: Path, capsys: pytest.CaptureF
     cv2.imwrite(str(test_dir / "input" / "2.png"), np.zeros((32, 38, 3), np.uint8))
     assert prepare.main(["--root", str(root), "--deraining", "--datasets", "Rain200H"]) == 1
     assert f"{test_dir / 'input' / '2.png'}: 32x38 (HxW), expected 32x40" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--device", "cuda:7"], "--device cuda:7"),
+        (["--device", "foo"], "--device 'foo': expected cpu, cuda or cuda:N"),
+        (["--force_yml", "network_g:embed_dim=abc"], "network_g.embed_dim: expected int, got str 'abc'"),
+    ],
+)
+def test_unusable_device_or_option_value_exits_2_in_one_line(
+    extra: list[str], expected: str, capsys: pytest.CaptureFixture
+) -> None:
+    if extra[0] == "--device" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    options = Path(__file__).resolve().parents[2] / "options" / "test" / "HAT_SRx4.yml"
+    assert main(["-opt", str(options), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and expected in err
