@@ -40,7 +40,8 @@ def build_parser(prog: str = "restore export") -> argparse.ArgumentParser:
     tile_help = f"input side of the fixed-size model (default {DEFAULT_TILE}; rounded up to the pad multiple)"
     parser.add_argument("--tile", type=_positive, default=DEFAULT_TILE, help=tile_help)
     parser.add_argument("--dynamic", action="store_true", help="dynamic height and width instead of a fixed size")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default), fp16 or bf16")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32 (default) or fp16; bf16 is refused (ORT on CPU cannot run it)")  # fmt: skip
     parser.add_argument("--opset", type=_positive, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     return parser
 

@@ -188,7 +188,8 @@ def to_onnx(
         tile: input side of a fixed-size export, rounded up to the network's ``pad_multiple`` (default 256);
             with ``dynamic`` the example size used for tracing and verification.
         dynamic: export height and width as dynamic axes (multiples of ``pad_multiple``, at least two of them).
-        precision: ``"fp32"``, ``"fp16"`` (refused for networks with ``supports_fp16 = False``) or ``"bf16"``.
+        precision: ``"fp32"`` or ``"fp16"`` (refused for networks with ``supports_fp16 = False``); ``"bf16"`` is
+            refused, since ONNX Runtime's CPU provider cannot run the bfloat16 graph to verify it.
         opset: ONNX opset version (default 18).
         network_g: the options the network was built from, stored in the metadata.
         seed: seed of the random verification input.
@@ -210,6 +211,11 @@ def to_onnx(
         raise ExportError(str(err)) from None
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16":  # refused before tracing: the check that every export passes could not run
+        raise ExportError(
+            "precision bf16: ONNX Runtime's CPU provider, which verifies every export, has no bfloat16 convolution; "
+            "export fp32 (or fp16 where the network allows it) and let the target runtime pick its precision"
+        )
     path = Path(path)
     if not path.parent.is_dir():
         raise ExportError(f"{path}: output folder {path.parent} does not exist")

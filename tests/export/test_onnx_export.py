@@ -94,6 +94,28 @@ def test_tiny_fixed_size_export(family: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_fp16_export_is_verified_at_the_half_precision_tolerance(tmp_path: Path) -> None:
+    network_g = TINY["DLGSANet"]  # the family whose supports_fp16 allows it
+    net = _build(network_g)
+    report = to_onnx(net, tmp_path / "m.onnx", tile=20, network_g=network_g, precision="fp16")
+    assert report.tolerance == onnx_export.TOLERANCES["fp16"]
+    assert 0 < max(report.differences.values()) <= report.tolerance  # really computed in half precision
+    assert read_metadata(report.path)["precision"] == "fp16"
+    side = report.tile_size
+    x = torch.rand(1, 3, side, side)
+    with torch.no_grad():
+        want = net(x)
+    torch.testing.assert_close(OnnxNetwork(report.path)(x), want, atol=report.tolerance, rtol=0)
+
+
+def test_bf16_export_is_refused_before_tracing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(onnx_export, "_export", lambda *a, **k: pytest.fail("traced although refused"))
+    with pytest.raises(ExportError, match=r"^precision bf16: ONNX Runtime's CPU provider"):
+        to_onnx(_build(TINY["DLGSANet"]), tmp_path / "m.onnx", tile=20, precision="bf16")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(TINY))
 def test_tiny_dynamic_export(family: str, tmp_path: Path) -> None:
     network_g = {**TINY[family], "tlc_flag": False} if family == "DLGSANet" else TINY[family]
