@@ -1,9 +1,8 @@
 """ONNX export of every family, verified in ONNX Runtime against PyTorch, and the exported models run through the
-tiled engine (``restore infer --onnx``). Exports trace the whole network and take tens of seconds each: slow."""
+tiled engine (``restore infer --onnx``). Exports trace the whole network and take 5-60 s each: slow."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -144,17 +143,28 @@ def test_failed_verification_removes_the_file(tmp_path: Path, monkeypatch: pytes
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get("RESTORE_TEST_OFFICIAL_EXPORTS") != "1",
-    reason="tracing a full-size network takes 10-30 min per family on 2 cores; set RESTORE_TEST_OFFICIAL_EXPORTS=1",
-)
+@pytest.mark.slow  # 40-60 s per family on 2 cores
 @pytest.mark.parametrize("family", sorted(TINY))
 def test_official_shaped_export_at_the_smallest_size(family: str, tmp_path: Path) -> None:
     network_g, side = _official(family)
     net = _build(network_g)
     report = to_onnx(net, tmp_path / "m.onnx", tile=side, network_g=network_g)
     assert report.tile_size == side and max(report.differences.values()) <= 1e-4
+    assert sorted(report.differences) == ["random input", "sample photo crop"]
+    _check_ort(report.path, net, [(side, side)])
+
+
+def test_slice_split_rewrite_is_left_out_only_while_exporting() -> None:
+    from onnxscript import rewriter
+    from onnxscript.rewriter.rules.common import slice_split_rule
+
+    before = rewriter._DEFAULT_REWRITE_RULES
+    assert slice_split_rule in before
+    with pytest.raises(KeyError), onnx_export._linear_time_rewrites():
+        during = rewriter._DEFAULT_REWRITE_RULES
+        raise KeyError
+    assert slice_split_rule not in during and len(during) == len(before) - 1
+    assert rewriter._DEFAULT_REWRITE_RULES is before
 
 
 @pytest.mark.slow
