@@ -33,12 +33,14 @@ from restore.engine.memory import auto_tile_size
 from restore.engine.padding import PADDING_MODES, PaddingMode, pad_bottom_right
 from restore.engine.tiling import AxisPlan, plan_averaged_axis, plan_blended_axis
 
-__all__ = ["BLEND_MODES", "VARIANTS", "infer"]
+__all__ = ["BLEND_MODES", "DEFAULT_TILE_OVERLAP", "VARIANTS", "infer"]
 
 logger = logging.getLogger("restore.engine")
 
 Blend = Literal["ramp", "average"]
 BLEND_MODES: tuple[str, ...] = ("ramp", "average")
+#: Context pixels around each tile core (the official ``tile_pad``) unless the caller gives ``tile_overlap``.
+DEFAULT_TILE_OVERLAP = 32
 
 #: Named official test-time paths: ``infer(net, lq, **VARIANTS[name], ...)``.
 VARIANTS: dict[str, dict[str, str]] = {
@@ -295,7 +297,7 @@ def infer(
     lq: Tensor,
     *,
     tile: int | Literal["auto"] | None = None,
-    tile_overlap: int = 32,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
     tile_batch_size: int = 1,
     padding: PaddingMode = "reflect",
     blend: Blend = "ramp",

@@ -139,7 +139,7 @@ def _linear_time_rewrites() -> Iterator[None]:
     """Leave out onnxscript's ``Slice, Slice -> Split`` rewrite while the exporter optimizes the graph.
 
     That rule has two output nodes, and onnxscript matches such patterns by listing every node of the graph for
-    each node it tries, so its cost grows with the square of the graph: 85% of a full-size DLGSANet export (4 of
+    each node it tries, so its cost grows with the square of the graph: over 80% of a full-size DLGSANet export (3.8 of
     4.6 min on 2 cores), for a rewrite that changes no node of our networks. The other rules (constant folding,
     no-op removal, reshape/transpose/cast merging, pad-into-conv) still run. Without the private rule table (other
     onnxscript versions) the exporter's default applies.
@@ -184,15 +184,33 @@ def _export(model: nn.Module, example: Tensor, target: Path, opset: int, dynamic
     program.save(str(target), external_data=False)
 
 
-def _compare(session_net: OnnxNetwork, reference: nn.Module, inputs: Mapping[str, Tensor]) -> dict[str, float]:
+def _compare(session_net: OnnxNetwork, reference: nn.Module, inputs: Mapping[str, Tensor],
+             tolerance: float) -> dict[str, float]:  # fmt: skip
+    """Max abs difference between ONNX Runtime and PyTorch per input.
+
+    Top-k selections (DRSformer's sparse attention) can pick differently between scores that are equal to the
+    last bit, depending on the summation order, so PyTorch's own results at two thread counts can be ~1e-3 apart.
+    An input whose difference exceeds ``tolerance`` is therefore compared once more with PyTorch run at another
+    thread count, and the closer of the two PyTorch results counts.
+    """
     differences = {}
     for name, x in inputs.items():
+        got = session_net(x)
         with torch.no_grad():
             expected = reference(x).float()
-        got = session_net(x)
         if got.shape != expected.shape:
             raise VerificationError(f"ONNX output {tuple(got.shape)} != PyTorch {tuple(expected.shape)} on {name}")
-        differences[name] = float((got - expected).abs().max())
+        difference = float((got - expected).abs().max())
+        if not difference <= tolerance:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1 if threads > 1 else 2)
+            try:
+                with torch.no_grad():
+                    other = reference(x).float()
+            finally:
+                torch.set_num_threads(threads)
+            difference = min(difference, float((got - other).abs().max()))
+        differences[name] = difference
     return differences
 
 
@@ -273,7 +291,7 @@ def to_onnx(
             width = max(2 * multiple, side // 2 // multiple * multiple) if dynamic else side
             inputs["sample photo crop"] = _sample_crop(side, width)
         try:
-            differences = _compare(OnnxNetwork(temporary), net, inputs)
+            differences = _compare(OnnxNetwork(temporary), net, inputs, TOLERANCES[precision])
         except VerificationError:
             raise
         except Exception as err:  # e.g. an operator ONNX Runtime's CPU provider lacks for this precision

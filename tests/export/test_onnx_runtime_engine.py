@@ -157,6 +157,34 @@ def test_infer_onnx_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "fixed at export" in capsys.readouterr().err
 
 
+def test_infer_onnx_fixed_size_default_overlap_fits_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    import restore.engine.folder as folder
+    from restore.data.image_io import read_image, write_image
+
+    path = tmp_path / "up2_32.onnx"
+    _identity_model(path, _meta(tile_size="32"), side=32)
+    write_image(tmp_path / "in.png", np.random.default_rng(0).random((40, 56, 3), dtype=np.float32))
+    seen: list[int] = []
+    engine = folder.infer
+    monkeypatch.setattr(folder, "infer", lambda *a, **k: seen.append(k["tile_overlap"]) or engine(*a, **k))
+    argv = ["infer", "--onnx", str(path), "-i", str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), "--no-progress"]
+    assert cli_main(argv) == 0  # the default 32 px would leave no core in a 32x32 input
+    assert seen == [8]  # a quarter of the input side
+    source = read_image(tmp_path / "in.png").rgb
+    np.testing.assert_allclose(read_image(tmp_path / "out" / "in.png").rgb, source.repeat(2, 0).repeat(2, 1), atol=1e-6)
+    capsys.readouterr()
+    assert cli_main([*argv[:-1], "-o", str(tmp_path / "out2"), "--tile-overlap", "16", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--tile-overlap 16 leaves no room for a tile core in the model's fixed 32x32 input" in err
+    assert "use a value below 16, or export with a larger --tile" in err
+    assert not (tmp_path / "out2").exists()
+
+
 def _checkpoint(tmp_path: Path) -> tuple[Path, Path]:
     """A tiny HAT checkpoint and its option file."""
     from restore.archs import build_network
