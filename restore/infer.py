@@ -39,7 +39,7 @@ from tqdm import tqdm
 from restore.data.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from restore.engine.folder import FileJob, drop_own_outputs, plan_jobs, restore_file, scan_images, shard
 from restore.engine.forward import PRECISIONS, check_precision, network_spec
-from restore.engine.inference import DEFAULT_TILE_OVERLAP, VARIANTS
+from restore.engine.inference import DEFAULT_TILE_OVERLAP, VARIANTS, resolve_tile_overlap
 from restore.engine.loading import (
     LoadedModel,
     ModelLoadError,
@@ -313,21 +313,6 @@ def _use_default_weights(args: argparse.Namespace, prog: str, task: str | None) 
     return True
 
 
-def _tile_overlap(given: int | None, fixed_size: int | None) -> int:
-    """``--tile-overlap``, or its default: 32 px, at most a quarter of a fixed-size model's input side so that
-    half of every tile is core. A fixed-size model needs ``2 * overlap < size`` to leave room for a core."""
-    if fixed_size is None:
-        return DEFAULT_TILE_OVERLAP if given is None else given
-    if given is None:
-        return min(DEFAULT_TILE_OVERLAP, fixed_size // 4)
-    if 2 * given >= fixed_size:
-        raise ValueError(
-            f"tile-overlap {given} leaves no room for a tile core in the model's fixed {fixed_size}x{fixed_size} "
-            f"input; use a value below {fixed_size // 2}, or export with a larger --tile"
-        )
-    return given
-
-
 def _onnx_model(args: argparse.Namespace) -> LoadedModel:
     """The ``--onnx`` model as a network of the engine; options fixed at export time are refused."""
     from restore.export.runtime import OnnxNetwork, OnnxSetupError
@@ -369,9 +354,13 @@ def _prepare_and_run(
     spec = network_spec(model.net)
     try:
         check_precision(args.precision, spec, model.net)
-        tile_overlap = _tile_overlap(args.tile_overlap, spec.fixed_size)
     except ValueError as err:
         print(f"{prog}: error: --{err}", file=sys.stderr)
+        return 2
+    try:
+        tile_overlap = resolve_tile_overlap(args.tile_overlap, spec.fixed_size)
+    except ValueError as err:
+        print(f"{prog}: error: --tile-overlap: {err}", file=sys.stderr)
         return 2
     net = model.net.to(device)
     options = dict(

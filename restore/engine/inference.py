@@ -33,13 +33,14 @@ from restore.engine.memory import auto_tile_size
 from restore.engine.padding import PADDING_MODES, PaddingMode, pad_bottom_right
 from restore.engine.tiling import AxisPlan, plan_averaged_axis, plan_blended_axis
 
-__all__ = ["BLEND_MODES", "DEFAULT_TILE_OVERLAP", "VARIANTS", "infer"]
+__all__ = ["BLEND_MODES", "DEFAULT_TILE_OVERLAP", "VARIANTS", "infer", "resolve_tile_overlap"]
 
 logger = logging.getLogger("restore.engine")
 
 Blend = Literal["ramp", "average"]
 BLEND_MODES: tuple[str, ...] = ("ramp", "average")
-#: Context pixels around each tile core (the official ``tile_pad``) unless the caller gives ``tile_overlap``.
+#: Context pixels around each tile core (the official ``tile_pad``) unless the caller gives ``tile_overlap``;
+#: a fixed-size network gets at most a quarter of its input side (:func:`resolve_tile_overlap`).
 DEFAULT_TILE_OVERLAP = 32
 
 #: Named official test-time paths: ``infer(net, lq, **VARIANTS[name], ...)``.
@@ -292,12 +293,31 @@ def _fixed_size_tiles(tiler: _Tiler, image: Tensor, size: int, tile: int | str |
     return tiler.blended(image, core, region=size)
 
 
+def resolve_tile_overlap(tile_overlap: int | None, fixed_size: int | None) -> int:
+    """``tile_overlap`` checked, or its default for ``None``: ``DEFAULT_TILE_OVERLAP`` px, and for a network with
+    a fixed input side at most a quarter of it, so that half of every tile is core.
+
+    Raises:
+        ValueError: a negative overlap, or one that leaves a fixed-size network no core (``2 * overlap >= size``).
+    """
+    if tile_overlap is None:
+        return DEFAULT_TILE_OVERLAP if fixed_size is None else min(DEFAULT_TILE_OVERLAP, fixed_size // 4)
+    if tile_overlap < 0:
+        raise ValueError(f"tile_overlap must be >= 0, got {tile_overlap}")
+    if fixed_size is not None and 2 * tile_overlap >= fixed_size:
+        raise ValueError(
+            f"tile_overlap {tile_overlap} leaves no room for a tile core in the network's fixed {fixed_size}x"
+            f"{fixed_size} input; use a tile_overlap below {fixed_size // 2}, or export with a larger tile"
+        )
+    return tile_overlap
+
+
 def infer(
     net: nn.Module,
     lq: Tensor,
     *,
     tile: int | Literal["auto"] | None = None,
-    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    tile_overlap: int | None = None,
     tile_batch_size: int = 1,
     padding: PaddingMode = "reflect",
     blend: Blend = "ramp",
@@ -316,7 +336,8 @@ def infer(
         tile: ``None`` = whole image (the official path); an int = tile core size in input pixels
             (blend ``"ramp"``) or the window size (blend ``"average"``); ``"auto"`` = from free device memory.
         tile_overlap: ramp: context pixels added on every side of a core (official ``tile_pad``); average:
-            overlap of neighbouring windows (official ``tile_overlap``).
+            overlap of neighbouring windows (official ``tile_overlap``). ``None``: ``DEFAULT_TILE_OVERLAP``, at
+            most a quarter of a fixed input side.
         tile_batch_size: tiles of equal shape run together (halved on out-of-memory).
         padding: ``"reflect"`` (model classes, DRSformer ``test.py``) or ``"symmetric"`` (DRCT ``inference.py``).
         blend: ``"ramp"`` (cross-faded tiles) or ``"average"`` (official sliding-window average).
@@ -347,9 +368,8 @@ def infer(
         raise ValueError(f"blend must be one of {BLEND_MODES}, got {blend!r}")
     if tile is not None and tile != "auto" and (not isinstance(tile, int) or tile < 1):
         raise ValueError(f"tile must be None, 'auto' or a positive int, got {tile!r}")
-    if tile_overlap < 0:
-        raise ValueError(f"tile_overlap must be >= 0, got {tile_overlap}")
     spec = network_spec(net)
+    tile_overlap = resolve_tile_overlap(tile_overlap, spec.fixed_size)
     check_precision(precision, spec, net)
     run_device = _resolve_device(net, device)
     forward = TileForward(net, run_device, precision, channels_last=channels_last, compile=compile)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from restore.cli import main as cli_main
 from restore.engine import infer
+from restore.engine.inference import resolve_tile_overlap
 from restore.export import OnnxNetwork, OnnxSetupError, read_metadata
 from restore.export.runtime import METADATA_KEYS, require
 
@@ -54,6 +55,13 @@ def test_fixed_size_average_blend_uses_the_fixed_window() -> None:
     fixed = LocalNet(fixed=32).eval()
     infer(fixed, torch.rand(1, 3, 40, 72), tile=24, tile_overlap=8, blend="average")
     assert {c[2:] for c in fixed.calls} == {(32, 32)}
+
+
+def test_fixed_size_default_overlap_is_a_quarter_of_the_input() -> None:
+    net, lq = LocalNet(fixed=32).eval(), torch.rand(1, 3, 40, 72)
+    torch.testing.assert_close(infer(net, lq), infer(net, lq, tile_overlap=8), atol=0, rtol=0)
+    assert resolve_tile_overlap(None, 32) == 8 and resolve_tile_overlap(None, 256) == 32
+    assert resolve_tile_overlap(None, None) == 32 and resolve_tile_overlap(15, 32) == 15
 
 
 def test_fixed_size_with_too_much_overlap_is_refused() -> None:
@@ -180,8 +188,8 @@ def test_infer_onnx_fixed_size_default_overlap_fits_the_model(
     assert cli_main([*argv[:-1], "-o", str(tmp_path / "out2"), "--tile-overlap", "16", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "--tile-overlap 16 leaves no room for a tile core in the model's fixed 32x32 input" in err
-    assert "use a value below 16, or export with a larger --tile" in err
+    assert "--tile-overlap: tile_overlap 16 leaves no room for a tile core in the network's fixed 32x32" in err
+    assert "use a tile_overlap below 16, or export with a larger tile" in err
     assert not (tmp_path / "out2").exists()
 
 
