@@ -179,13 +179,13 @@ def test_infer_onnx_fixed_size_default_overlap_fits_the_model(
     seen: list[int] = []
     engine = folder.infer
     monkeypatch.setattr(folder, "infer", lambda *a, **k: seen.append(k["tile_overlap"]) or engine(*a, **k))
-    argv = ["infer", "--onnx", str(path), "-i", str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), "--no-progress"]
-    assert cli_main(argv) == 0  # the default 32 px would leave no core in a 32x32 input
+    argv = ["infer", "--onnx", str(path), "-i", str(tmp_path / "in.png"), "--no-progress"]
+    assert cli_main([*argv, "-o", str(tmp_path / "out")]) == 0  # the default 32 px would leave no core in 32x32
     assert seen == [8]  # a quarter of the input side
     source = read_image(tmp_path / "in.png").rgb
     np.testing.assert_allclose(read_image(tmp_path / "out" / "in.png").rgb, source.repeat(2, 0).repeat(2, 1), atol=1e-6)
     capsys.readouterr()
-    assert cli_main([*argv[:-1], "-o", str(tmp_path / "out2"), "--tile-overlap", "16", "--no-progress"]) == 2
+    assert cli_main([*argv, "-o", str(tmp_path / "out2"), "--tile-overlap", "16"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "--tile-overlap: tile_overlap 16 leaves no room for a tile core in the network's fixed 32x32" in err
