@@ -143,7 +143,8 @@ Promise.all(Array.from(new Set([].concat(
     Array.from(document.querySelectorAll('[src]')).map(e => e.getAttribute('src')),
     Array.from(document.querySelectorAll('a[href]')).map(e => e.getAttribute('href')),
     ...Array.from(document.querySelectorAll('[data-images]')).map(e => Object.values(JSON.parse(e.dataset.images)))
-  ))).filter(src => !src.startsWith('#') && !src.startsWith('data:') && !src.endsWith('.pdf')).map(src => new Promise(r => { const i = new Image();
+  ))).filter(src => !src.startsWith('#') && !src.startsWith('data:') && !src.endsWith('.pdf'))
+  .map(src => new Promise(r => { const i = new Image();
     i.onload = () => r([src, i.naturalWidth]); i.onerror = () => r([src, 0]); i.src = src; })))
 """
 
