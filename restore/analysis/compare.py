@@ -1,11 +1,14 @@
 """Paper-style comparison figures: ``restore compare --gt GT_DIR RESULT_DIR ... -o figs/``.
 
-For every GT image that every result folder has a result for, a PNG figure shows the GT with the box drawn, then the
-box of the GT and of each method zoomed with nearest-neighbour, each labelled with the method's PSNR/SSIM over the box
-and over the whole image (``restore.metrics.calculate_psnr``/``calculate_ssim``, the code of ``restore test``;
-``--crop-border`` and ``--y-channel`` apply to the whole-image values, the box is measured as it is). ``index.html``
-beside the figures has a sortable table per image and a full-resolution before/after slider; the images it shows
-are written (as PNG) under ``images/``, so the output folder is self-contained.
+For every GT image that every result folder has a result for, a figure (PNG, or SVG/PDF with ``--format``) shows
+the GT with the box drawn, then the box of the GT and of each method (in the command line's order), each crop
+enlarged by one integer nearest-neighbour factor into a fixed-size panel (``--panel-size``, default 256 px; the
+same zoom for every image of a run, :func:`plan_zoom`), labelled with the method's PSNR/SSIM over the box and over
+the whole image (``restore.metrics.calculate_psnr``/``calculate_ssim``, the code of ``restore test``;
+``--crop-border`` and ``--y-channel`` apply to the whole-image values, the box is measured as it is). The automatic
+box (:func:`auto_box`) goes where the methods differ most on structure of the GT. ``index.html`` beside the
+figures lists the skipped images with the reason, then has a sortable table per image and a before/after slider;
+the images it shows are written (as PNG) under ``images/``, so the output folder is self-contained.
 
 Matching by stem: a result ``R`` belongs to the GT image ``G`` when ``R == G``, ``R`` starts with ``G_`` (the
 ``_<suffix>`` of ``restore test`` and of ``restore infer --suffix _x4``) or with ``Gx<digits>`` (LR-style names such

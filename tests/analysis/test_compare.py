@@ -194,6 +194,8 @@ def test_compare_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
             values = [float(v) for v in re.findall(r'data-v="([-0-9.e]+)"', row)]
             assert values[0] == pytest.approx(whole, abs=1e-9)
             assert values[2] == pytest.approx(crop, abs=1e-9)
+        section = page.split(f"<h2>{image}</h2>")[1].split("</section>")[0]
+        assert re.findall(r'<tr><td data-v="([^"]+)">', section) == ["bicubic", "nearest", "linear"]  # as given
         for href in re.findall(r'(?:src|href)="([^"#:]+)"', page):
             assert (out / href).is_file(), href
 

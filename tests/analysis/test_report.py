@@ -100,6 +100,38 @@ def test_test_report_beside_metrics_csv(tmp_path: Path) -> None:
     assert "http://" not in page and "https://" not in page
 
 
+def test_test_report_is_self_contained_states_its_protocol_and_ranks_nothing(tmp_path: Path) -> None:
+    results = run_test_with_report(tmp_path)
+    page = (results / "index.html").read_text(encoding="utf-8")
+    assert 'class="best"' not in page  # neither datasets nor images of one dataset compete
+    protocol = re.search(r'<p class="protocol">(.*?)</p>', page).group(1)
+    assert protocol == (
+        "protocol: psnr: crop border 2, Y channel (unrounded, y_channel_uint8 false); ssim: crop border 2, Y channel "
+        "(unrounded, y_channel_uint8 false), full size; whole images (no tiling); precision fp32"
+    )
+    for name in ("astronaut", "chelsea"):
+        for label, folder in (("GT", "GT"), ("LQ", "LQ")):
+            copy = cv2.imread(str(results / "report" / "Mini" / f"{name}_{label}.png"))
+            assert np.array_equal(copy, cv2.imread(str(tmp_path / folder / f"{name}.png")))
+    assert "../" not in page
+
+
+def test_test_report_copies_within_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from restore.analysis import report
+
+    monkeypatch.setattr(report, "REPORT_MAX_SIDE", 40)  # the 64 x 48 GT images are downscaled to 40 x 30
+    monkeypatch.setattr(report, "REPORT_BUDGET_BYTES", 1)  # the first copy spends the budget
+    results = run_test_with_report(tmp_path)
+    page = (results / "index.html").read_text(encoding="utf-8")
+    copies = sorted(p.name for p in (results / "report" / "Mini").iterdir())
+    assert copies == ["astronaut_GT.png"]  # the budget is checked before each copy
+    assert cv2.imread(str(results / "report" / "Mini" / "astronaut_GT.png")).shape == (30, 40, 3)
+    assert "1 GT/LQ copies downscaled to 40 px on the longer side" in page
+    assert "3 GT/LQ images not copied: the report&#x27;s 0 MiB budget is spent" in page
+    for href in re.findall(r'(?:src|href)="([^"#:]+)"', page):
+        assert (results / href).is_file(), href
+
+
 def test_test_report_without_saved_images(tmp_path: Path) -> None:
     results = run_test_with_report(tmp_path, save_img=False)
     page = (results / "index.html").read_text(encoding="utf-8")
