@@ -2,8 +2,11 @@
 
 One ``index.html`` holds its CSS and JavaScript inline (no CDN, no network); images are referenced by paths
 relative to the file, so the folder can be moved or archived as a whole. Tables are plain HTML (readable without
-JavaScript); the script adds sorting (click a header) and the slider (pick any two images of a section, drag to
-reveal one over the other, both drawn pixel for pixel at the first image's resolution).
+JavaScript); the script adds sorting (click a header; its arrow then replaces the "higher/lower is better" one)
+and the slider (pick any two images of a section, drag to reveal one over the other, both drawn at the larger one's
+resolution, enlarged by an integer factor to at least 480 pixels with pixelated rendering; a caption names the image
+and the two sides, and the row loaded with "compare" is marked). Images left out are listed with the reason; best
+values are highlighted only in sections whose rows compete (methods on the same data).
 
 Used by ``restore compare`` (one section per image, one row per method) and by ``restore test`` with
 ``val: {report: true}`` (:func:`write_test_report`: one section per dataset, one row per image).
