@@ -173,6 +173,15 @@ def select_params(checkpoint: Any, param_key: str | None, log: Callable[[str], N
     return checkpoint, None
 
 
+def param_key_line(requested: str, used: str | None) -> str:
+    """The log's words on the weights' key after ``Loading <Net> model from <file>``: BasicSR's
+    ``, with param key: [params].`` when a key was found; else what was looked for and what was loaded."""
+    if used is not None:
+        return f", with param key: [{used}]."
+    looked = requested if requested == DEFAULT_PARAM_KEY else f"{requested}, then {DEFAULT_PARAM_KEY}"
+    return f": looked for param key {looked}, found neither, so the file's top level is loaded as the state dict."
+
+
 def build_model(opt: dict[str, Any], log: Callable[[str], None]) -> nn.Module:
     """``network_g`` built and loaded from ``path.pretrain_network_g`` (``param_key_g``, ``strict_load_g``).
 
@@ -197,8 +206,7 @@ def build_model(opt: dict[str, Any], log: Callable[[str], None]) -> nn.Module:
     state = canonicalize(raw, None, source=str(checkpoint))
     net = build_network(opt["network_g"], state_dict=state)
     report = load_network(net, state, strict=paths.get("strict_load_g", True), param_key=None)
-    shown = f"[{key}]" if key else f"none (neither {requested} nor params in the file)"
-    log(f"Loading {type(net).__name__} model from {checkpoint}, with param key: {shown}.")
+    log(f"Loading {type(net).__name__} model from {checkpoint}{param_key_line(requested, key)}")
     log(f"loaded {checkpoint} ({report.summary()})")
     return net
 
@@ -303,6 +311,30 @@ def evaluate_dataset(
         result.images.append(row)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def protocol_line(specs: Sequence[MetricSpec], engine: dict[str, Any]) -> str:
+    """How the numbers were measured, in one line: per metric its crop border, channel (RGB, Y, Y rounded to
+    uint8) and SSIM downsampling; then tiling and precision. E.g. ``psnr: crop border 4, Y channel (unrounded);
+    ...; whole images (no tiling); precision fp32``."""
+    parts = []
+    for spec in specs:
+        o = spec.options
+        bits = [f"crop border {o.get('crop_border', 0)}"]
+        if o.get("test_y_channel"):
+            bits.append("Y channel (y_channel_uint8: rounded to uint8)" if o.get("y_channel_uint8")
+                        else "Y channel (unrounded, y_channel_uint8 false)")  # fmt: skip
+        else:
+            bits.append("RGB")
+        if "ssim" in spec.type.lower():
+            bits.append("auto_downsample (f x f blocks first)" if o.get("auto_downsample") else "full size")
+        parts.append(f"{spec.name}: {', '.join(bits)}")
+    if engine["tile"]:
+        parts.append(f"tiled: tile_size {engine['tile']}, tile_pad {engine['tile_overlap']}")
+    else:
+        parts.append("whole images (no tiling)")
+    parts.append(f"precision {engine['precision']}")
+    return "; ".join(parts)
 
 
 def dataset_line(result: DatasetResult, engine: dict[str, Any] | None = None) -> str:
@@ -454,7 +486,7 @@ def _run(
     if (opt.get("val") or {}).get("report"):
         from restore.analysis.report import write_test_report
 
-        log(f"report: {write_test_report(results, specs, opt)}")
+        log(f"report: {write_test_report(results, specs, opt, protocol_line(specs, engine))}")
     if any(r.metrics for r in results):
         write_reports(results, specs, opt)
         log("")

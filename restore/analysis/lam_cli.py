@@ -5,7 +5,10 @@
 ``img.png`` is the LR input; ``x`` (column) and ``y`` (row) place the window's top-left corner in SR pixels.
 For each model ``NAME`` (the weights' file stem, or ``--names``) it writes into the output folder:
 
-* ``<image>_<NAME>_lam.png``    the attribution map over the LR input (seismic heat map, enlarged by ``--zoom``);
+* ``<image>_<NAME>_lam.png``    the attribution map over the LR input as LAM displays it (``S / max S`` through the
+  seismic colormap, 0 white; enlarged by ``--zoom``);
+* ``<image>_<NAME>_lam_stretched.png``  the same map contrast-stretched (not the official display);
+* ``<image>_<NAME>_figure.png`` the labelled figure: input with the window, both maps, blend; DI in the caption;
 * ``<image>_<NAME>_blend.png``  that map blended with the bicubic-enlarged input (``--alpha``);
 * ``<image>_<NAME>_kde.png``    the blend of the map's kernel density estimate (the area of influence);
 * ``<image>_<NAME>_sr.png``     the SR output with the window's box;
@@ -113,8 +116,8 @@ def _models(args: argparse.Namespace) -> list[tuple[str, str, dict | None]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from restore.analysis import lam_figures as fig
     from restore.analysis.lam import check_window, lam
-    from restore.analysis.lam_figures import blend, compare_figure, draw_box, heat_map, kde_heat_map, to_uint8
     from restore.data.image_io import read_image
     from restore.engine.loading import default_device, load_model
 
@@ -136,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     if image.alpha is not None:
         print(f"{PROG}: {args.input}: the alpha channel is ignored", file=sys.stderr)
     lr = torch.from_numpy(np.ascontiguousarray(image.rgb)).permute(2, 0, 1).float()
-    lr_u8 = to_uint8(image.rgb)
+    lr_u8 = fig.to_uint8(image.rgb)
     x, y, size = args.window
     out_dir = Path(args.output)
     stem = Path(args.input).stem
@@ -184,19 +187,26 @@ def _run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         seconds = time.perf_counter() - start
         net.cpu()
-        vis = heat_map(result.saliency, zoom)
+        vis = fig.heat_map(result.saliency, zoom)
         files = {
             "lam": f"{stem}_{name}_lam.png",
+            "stretched": f"{stem}_{name}_lam_stretched.png",
             "blend": f"{stem}_{name}_blend.png",
             "kde": f"{stem}_{name}_kde.png",
             "sr": f"{stem}_{name}_sr.png",
+            "figure": f"{stem}_{name}_figure.png",
         }
-        mixed = blend(vis, lr_u8, args.alpha)
+        mixed = fig.blend(vis, lr_u8, args.alpha)
+        stretched = fig.stretched_heat_map(result.saliency, zoom)
         _write_png(out_dir / files["lam"], vis)
+        _write_png(out_dir / files["stretched"], stretched)
+        tiles = [fig.draw_box(t, zoom_box) for t in (lr_big, vis, stretched, mixed)]
+        figure = fig.model_figure(*tiles, name, result.di)
+        _write_png(out_dir / files["figure"], figure)
         _write_png(out_dir / files["blend"], mixed)
-        _write_png(out_dir / files["kde"], blend(kde_heat_map(result.saliency, zoom), lr_u8, args.alpha))
-        _write_png(out_dir / files["sr"], draw_box(to_uint8(result.sr), box))
-        panels.append((name, draw_box(mixed, zoom_box), result.di))
+        _write_png(out_dir / files["kde"], fig.blend(fig.kde_heat_map(result.saliency, zoom), lr_u8, args.alpha))
+        _write_png(out_dir / files["sr"], fig.draw_box(fig.to_uint8(result.sr), box))
+        panels.append((name, fig.draw_box(mixed, zoom_box), result.di))
         report["models"].append(
             {
                 "name": name,
@@ -210,7 +220,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(f"{name}: DI {result.di:.4f} (Gini {result.gini:.6f}), {seconds:.1f} s", file=sys.stderr)
     if len(loaded) > 1:
-        figure = compare_figure(draw_box(lr_big, zoom_box), panels)
+        figure = fig.compare_figure(fig.draw_box(lr_big, zoom_box), panels)
         report["compare_figure"] = f"{stem}_lam_compare.png"
         _write_png(out_dir / report["compare_figure"], figure)
     _write_json(out_dir / f"{stem}_lam.json", report)

@@ -5,8 +5,11 @@
 * :func:`kde_heat_map`: the same colouring of a weighted Gaussian kernel density estimate of the saliency (pixel
   coordinates weighted by ``S``, Scott's bandwidth), normalised to a maximum of 1: the "area of influence".
 * :func:`blend`: ``map * (1 - alpha) + bicubic-enlarged LR * alpha``.
-* :func:`draw_box`, :func:`compare_figure`: the window on an image, and several models side by side with their
-  Diffusion Index (the layout of the HAT paper's LAM figure).
+* :func:`stretched_heat_map`: the map contrast-stretched (not the official display), so that a small receptive
+  field still shows its shape.
+* :func:`draw_box`, :func:`compare_figure`, :func:`model_figure`: the window as a thin green outline outside the
+  pixels it marks, several models side by side with their Diffusion Index (the layout of the HAT paper's LAM
+  figure), and one model's labelled figure (input, official map, stretched map, blend; DI in the caption).
 
 Images are ``(H, W, 3)`` uint8 RGB arrays.
 """
@@ -19,7 +22,10 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["SEISMIC_LUT", "blend", "compare_figure", "draw_box", "heat_map", "kde_heat_map", "kde_map", "to_uint8"]
+__all__ = [
+    "SEISMIC_LUT", "WINDOW_COLOUR", "blend", "compare_figure", "draw_box", "heat_map", "kde_heat_map", "kde_map",
+    "model_figure", "stretched_heat_map", "to_uint8",
+]  # fmt: skip
 
 _SEISMIC_NODES = np.array([[0.0, 0.0, 0.3], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
 
@@ -118,43 +124,98 @@ def blend(vis: np.ndarray, lr: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     return mixed.astype(np.uint8)
 
 
+#: Colour of the window's outline (RGB): green, which the seismic scale (blue - white - red) never shows.
+WINDOW_COLOUR = (0, 200, 0)
+
+
+def stretched_heat_map(saliency: torch.Tensor | np.ndarray, zoom: int = 1, quantile: float = 0.995) -> np.ndarray:
+    """A contrast-stretched view of the map: ``sqrt(min(S / q, 1))`` with ``q`` the ``quantile`` of the non-zero
+    values, coloured like :func:`heat_map`. Not the official display: it makes a small receptive field's shape
+    visible where the official ``S / max S`` leaves nearly every pixel white. Returns uint8 RGB."""
+    values = _as_numpy(saliency).astype(np.float64)
+    positive = values[values > 0]
+    top = float(np.quantile(positive, quantile)) if positive.size else 0.0
+    stretched = np.sqrt(np.clip(values / top, 0.0, 1.0)) if top > 0 else np.zeros_like(values)
+    return heat_map(stretched.astype(np.float32), zoom)
+
+
 def draw_box(
-    img: np.ndarray, box: Sequence[int], colour: tuple[int, int, int] = (255, 0, 0), thickness: int = 0
+    img: np.ndarray, box: Sequence[int], colour: tuple[int, int, int] = WINDOW_COLOUR, thickness: int = 0
 ) -> np.ndarray:
-    """A copy of ``img`` with the outline of ``box`` = ``(x, y, width, height)`` drawn around those pixels."""
+    """A copy of ``img`` with a thin outline just *outside* the pixels of ``box`` = ``(x, y, width, height)``; the
+    pixels inside stay as they are. ``thickness`` 0: ``max(1, min(H, W) // 200)``."""
+    from restore.analysis.figure_doc import draw_outline
+
     x, y, w, h = (int(v) for v in box)
     out = np.ascontiguousarray(img.copy())
-    t = thickness or max(1, round(min(img.shape[:2]) / 128))
-    cv2.rectangle(out, (x - t, y - t), (x + w - 1 + t, y + h - 1 + t), colour, t)
+    draw_outline(out, (x, y, w, h), colour, thickness or max(1, min(img.shape[:2]) // 200))
     return out
 
 
-def _label(img: np.ndarray, text: str) -> np.ndarray:
-    """``img`` with a white strip below holding ``text`` (shrunk to fit the width)."""
+def _font_scale(width: int) -> float:
+    """One OpenCV font scale for every label of a figure whose tiles are ``width`` pixels wide."""
+    return max(0.35, width / 320)
+
+
+def fit_text(text: str, width: int, scale: float) -> str:
+    """``text`` shortened with ``..`` so that it fits ``width - 4`` pixels at ``scale`` (the size stays)."""
     font = cv2.FONT_HERSHEY_SIMPLEX
-    scale = max(0.35, img.shape[1] / 320)
-    while scale > 0.2 and cv2.getTextSize(text, font, scale, 1)[0][0] > img.shape[1] - 4:
-        scale *= 0.9
+    if cv2.getTextSize(text, font, scale, 1)[0][0] <= width - 4:
+        return text
+    while len(text) > 1 and cv2.getTextSize(text + "..", font, scale, 1)[0][0] > width - 4:
+        text = text[:-1]
+    return text + ".."
+
+
+def _label(img: np.ndarray, text: str, scale: float) -> np.ndarray:
+    """``img`` with a white strip below holding ``text`` at font ``scale`` (shortened to fit, never shrunk)."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    text = fit_text(text, img.shape[1], scale)
     (tw, th), base = cv2.getTextSize(text, font, scale, 1)
     strip = np.full((th + base + 8, img.shape[1], 3), 255, np.uint8)
     cv2.putText(strip, text, (max(2, (img.shape[1] - tw) // 2), th + 4), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([img, strip], axis=0)
 
 
-def compare_figure(reference: np.ndarray, panels: Sequence[tuple[str, np.ndarray, float]], gap: int = 4) -> np.ndarray:
-    """One row: ``reference`` (e.g. the enlarged input with the window), then each ``(name, map, di)`` panel
-    labelled ``"name  DI 12.34"``; all tiles share ``reference``'s size. Returns uint8 RGB."""
-    h, w = reference.shape[:2]
-    tiles = [_label(reference, "input")]
-    for name, image, di in panels:
-        if image.shape[:2] != (h, w):
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_NEAREST)
-        tiles.append(_label(image, f"{name}  DI {di:.2f}"))
+def _row(tiles: Sequence[np.ndarray], gap: int) -> np.ndarray:
     height = max(t.shape[0] for t in tiles)
     row = []
     for i, tile in enumerate(tiles):
-        pad = np.full((height - tile.shape[0], w, 3), 255, np.uint8)
+        pad = np.full((height - tile.shape[0], tile.shape[1], 3), 255, np.uint8)
         row.append(np.concatenate([tile, pad], axis=0))
         if i < len(tiles) - 1:
             row.append(np.full((height, gap, 3), 255, np.uint8))
     return np.concatenate(row, axis=1)
+
+
+def compare_figure(reference: np.ndarray, panels: Sequence[tuple[str, np.ndarray, float]], gap: int = 4) -> np.ndarray:
+    """One row: ``reference`` (e.g. the enlarged input with the window), then each ``(name, map, di)`` panel
+    labelled ``"name  DI 12.34"``; all tiles share ``reference``'s size and one font size (long names are
+    shortened with ``..``). Returns uint8 RGB."""
+    h, w = reference.shape[:2]
+    scale = _font_scale(w)
+    tiles = [_label(reference, "input", scale)]
+    for name, image, di in panels:
+        if image.shape[:2] != (h, w):
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_NEAREST)
+        suffix = f"  DI {di:.2f}"
+        tiles.append(_label(image, fit_text(name, w - cv2.getTextSize(suffix, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0],
+                                            scale) + suffix, scale))  # fmt: skip
+    return _row(tiles, gap)
+
+
+def model_figure(
+    reference: np.ndarray, official: np.ndarray, stretched: np.ndarray, mixed: np.ndarray, name: str, di: float,
+    gap: int = 4,
+) -> np.ndarray:  # fmt: skip
+    """The labelled LAM figure of one model, as in the HAT/DRCT papers: the input with the window, the attribution
+    map as LAM displays it (``S / max S``, seismic), the contrast-stretched map (:func:`stretched_heat_map`) and the
+    blend with the input; a caption names the model and its DI. Every tile has ``reference``'s size; one font size.
+    Returns uint8 RGB."""
+    h, w = reference.shape[:2]
+    scale = _font_scale(w)
+    tiles = [reference, official, stretched, mixed]
+    tiles = [t if t.shape[:2] == (h, w) else cv2.resize(t, (w, h), interpolation=cv2.INTER_NEAREST) for t in tiles]
+    labels = ["input + window", "LAM (official)", "stretched", "blend"]
+    row = _row([_label(t, label, scale) for t, label in zip(tiles, labels)], gap)
+    return _label(row, f"{name}: DI {di:.2f} (larger = more input pixels involved)", scale)

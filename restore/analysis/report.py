@@ -2,8 +2,11 @@
 
 One ``index.html`` holds its CSS and JavaScript inline (no CDN, no network); images are referenced by paths
 relative to the file, so the folder can be moved or archived as a whole. Tables are plain HTML (readable without
-JavaScript); the script adds sorting (click a header) and the slider (pick any two images of a section, drag to
-reveal one over the other, both drawn pixel for pixel at the first image's resolution).
+JavaScript); the script adds sorting (click a header; its arrow then replaces the "higher/lower is better" one)
+and the slider (pick any two images of a section, drag to reveal one over the other, both drawn at the larger one's
+resolution, enlarged by an integer factor to at least 480 pixels with pixelated rendering; a caption names the image
+and the two sides, and the row loaded with "compare" is marked). Images left out are listed with the reason; best
+values are highlighted only in sections whose rows compete (methods on the same data).
 
 Used by ``restore compare`` (one section per image, one row per method) and by ``restore test`` with
 ``val: {report: true}`` (:func:`write_test_report`: one section per dataset, one row per image).
@@ -60,6 +63,8 @@ class Section:
     figure: str | None = None
     images: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    figure_links: dict[str, str] = field(default_factory=dict)
+    highlight_best: bool = True
 
 
 def relative_href(target: str | os.PathLike, start: str | os.PathLike) -> str:
@@ -97,18 +102,22 @@ def _section_html(index: int, section: Section) -> str:
     if section.figure:
         href = esc(section.figure)
         parts.append(f'<p><a href="{href}"><img class="figure" src="{href}" alt="figure"></a></p>')
+    if section.figure_links:
+        links = " ".join(f'<a href="{esc(h)}">{esc(n)}</a>' for n, h in section.figure_links.items())
+        parts.append(f'<p class="note">{links}</p>')
     has_links = any(r.links for r in section.rows)
     has_compare = any(r.images for r in section.rows)
     header = [f'<th data-type="text">{esc(section.first_header)}</th>']
     for c in section.columns:
-        arrow = {"higher": " &uarr;", "lower": " &darr;"}.get(c.better or "", "")
+        arrow = {"higher": " &uarr;", "lower": " &darr;"}.get(c.better or "", "")  # hidden while sorted by it
+        arrow = f'<span class="better">{arrow}</span>' if arrow else ""
         header.append(f'<th data-type="number">{esc(c.label)}{arrow}</th>')
     if has_links:
         header.append('<th class="nosort">files</th>')
     if has_compare:
         header.append('<th class="nosort"></th>')
     parts += ['<table class="sortable">', "<thead><tr>" + "".join(header) + "</tr></thead>", "<tbody>"]
-    best = {c.key: _best(section.rows, c) for c in section.columns}
+    best = {c.key: _best(section.rows, c) if section.highlight_best else None for c in section.columns}
     for row in section.rows:
         cells = [f'<td data-v="{esc(row.label)}">{esc(row.label)}</td>']
         for c in section.columns:
@@ -122,7 +131,8 @@ def _section_html(index: int, section: Section) -> str:
             cells.append(f"<td>{links}</td>")
         if has_compare:
             button = (
-                f"<button class=\"load\" data-images='{esc(json.dumps(row.images))}'>compare</button>"
+                f'<button class="load" data-title="{esc(row.label)}" '
+                f"data-images='{esc(json.dumps(row.images))}'>compare</button>"
                 if row.images
                 else ""
             )
@@ -130,7 +140,9 @@ def _section_html(index: int, section: Section) -> str:
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts += ["</tbody>", "</table>"]
     if section.images:
-        parts.append(f"<div class=\"slider\" data-images='{esc(json.dumps(section.images))}'></div>")
+        title = next((r.label for r in section.rows if r.images == section.images), section.title)
+        parts.append(f"<div class=\"slider\" data-title=\"{esc(title)}\" "
+                     f"data-images='{esc(json.dumps(section.images))}'></div>")  # fmt: skip
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -143,6 +155,10 @@ th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #eee; cursor: pointer; user-select: none; } th.nosort { cursor: default; }
 th.asc::after { content: " \\25B2"; } th.desc::after { content: " \\25BC"; }
+th.asc .better, th.desc .better { display: none; }
+tr.current td { background: #fff3bf; }
+.slider .caption { margin: 0.3em 0; font-weight: bold; }
+ul.skipped li { color: #900; }
 td.best { font-weight: bold; color: #b00; }
 img.figure { max-width: 100%; border: 1px solid #ccc; }
 .note { color: #555; }
@@ -189,6 +205,7 @@ _SCRIPT = r"""
     });
   });
 
+  var MIN_SIDE = 480;
   function option(select, name) {
     var o = document.createElement("option");
     o.value = name; o.textContent = name; select.appendChild(o);
@@ -210,6 +227,7 @@ _SCRIPT = r"""
     controls.appendChild(range);
     controls.appendChild(document.createTextNode(" right "));
     controls.appendChild(right);
+    var caption = document.createElement("p"); caption.className = "caption";
     var view = document.createElement("div"); view.className = "view";
     var stage = document.createElement("div"); stage.className = "stage";
     var base = document.createElement("img"); base.className = "base"; base.alt = "right";
@@ -217,16 +235,21 @@ _SCRIPT = r"""
     var over = document.createElement("img"); over.alt = "left";
     var line = document.createElement("div"); line.className = "line";
     top.appendChild(over); stage.appendChild(base); stage.appendChild(top); stage.appendChild(line);
-    view.appendChild(stage); box.appendChild(controls); box.appendChild(view);
+    view.appendChild(stage); box.appendChild(caption); box.appendChild(controls); box.appendChild(view);
     function clip() {
       var v = parseFloat(range.value);
       top.style.clipPath = "inset(0 " + (100 - v) + "% 0 0)";
       line.style.left = v + "%";
     }
-    function fit() {  // both drawn at the larger one's resolution (an LQ input is stretched, pixel for pixel)
+    function fit() {  // both drawn at the larger one's resolution (an LQ input is stretched, pixel for pixel),
+      // small images enlarged by an integer factor to at least MIN_SIDE pixels (pixels stay square: pixelated)
       if (!over.naturalWidth || !base.naturalWidth) { return; }
-      base.style.width = Math.max(over.naturalWidth, base.naturalWidth) + "px";
-      base.style.height = Math.max(over.naturalHeight, base.naturalHeight) + "px";
+      var w = Math.max(over.naturalWidth, base.naturalWidth), h = Math.max(over.naturalHeight, base.naturalHeight);
+      var k = Math.max(1, Math.floor(MIN_SIDE / Math.max(w, h)));
+      base.style.width = (w * k) + "px";
+      base.style.height = (h * k) + "px";
+      caption.textContent = box.getAttribute("data-title") + ": left " + left.value + ", right " + right.value +
+        " (" + w + "x" + h + (k > 1 ? ", shown x" + k : "") + ")";
     }
     over.addEventListener("load", fit);
     base.addEventListener("load", fit);
@@ -244,11 +267,21 @@ _SCRIPT = r"""
     });
     load(); clip();
   }
-  Array.prototype.forEach.call(document.querySelectorAll("div.slider"), buildSlider);
+  Array.prototype.forEach.call(document.querySelectorAll("div.slider"), function (box) {
+    var first = box.closest("section").querySelector("button.load[data-title=\"" +
+      CSS.escape(box.getAttribute("data-title")) + "\"]");
+    if (first) { first.closest("tr").classList.add("current"); }
+    buildSlider(box);
+  });
   Array.prototype.forEach.call(document.querySelectorAll("button.load"), function (button) {
     button.addEventListener("click", function () {
-      var box = button.closest("section").querySelector("div.slider");
+      var section = button.closest("section"), box = section.querySelector("div.slider");
+      Array.prototype.forEach.call(section.querySelectorAll("tr.current"), function (tr) {
+        tr.classList.remove("current");
+      });
+      button.closest("tr").classList.add("current");
       box.setAttribute("data-images", button.getAttribute("data-images"));
+      box.setAttribute("data-title", button.getAttribute("data-title"));
       buildSlider(box);
       box.scrollIntoView();
     });
@@ -257,14 +290,21 @@ _SCRIPT = r"""
 """
 
 
-def render_report(title: str, sections: Sequence[Section], intro: str = "") -> str:
-    """The complete HTML document (a string) for ``sections``."""
+def render_report(
+    title: str, sections: Sequence[Section], intro: str = "", skipped: Sequence[str] = (), protocol: str = ""
+) -> str:
+    """The complete HTML document (a string) for ``sections``; ``skipped`` lines (one per image left out, with the
+    reason) are listed before them, ``protocol`` (how the numbers were measured) under the title."""
     esc = html.escape
     toc = ""
     if len(sections) > 1:
         items = "".join(f'<li><a href="#s{i}">{esc(s.title)}</a></li>' for i, s in enumerate(sections))
         toc = f"<ul>{items}</ul>"
     body = "\n".join(_section_html(i, s) for i, s in enumerate(sections))
+    if skipped:
+        items = "".join(f"<li>{esc(line)}</li>" for line in skipped)
+        body = (f'<section id="skipped"><h2>skipped images ({len(skipped)})</h2>\n<ul class="skipped">{items}</ul>'
+                f"\n</section>\n{body}")  # fmt: skip
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -272,6 +312,7 @@ def render_report(title: str, sections: Sequence[Section], intro: str = "") -> s
         f"<title>{esc(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
         f"<h1>{esc(title)}</h1>\n"
         + (f'<p class="note">{esc(intro)}</p>\n' if intro else "")
+        + (f'<p class="protocol">protocol: {esc(protocol)}</p>\n' if protocol else "")
         + toc
         + "\n"
         + body
@@ -279,25 +320,71 @@ def render_report(title: str, sections: Sequence[Section], intro: str = "") -> s
     )
 
 
-def write_report(path: str | os.PathLike, title: str, sections: Sequence[Section], intro: str = "") -> Path:
+def write_report(
+    path: str | os.PathLike,
+    title: str,
+    sections: Sequence[Section],
+    intro: str = "",
+    skipped: Sequence[str] = (),
+    protocol: str = "",
+) -> Path:
     """Write :func:`render_report` to ``path`` atomically (UTF-8); returns the path."""
-    text = render_report(title, sections, intro)
+    text = render_report(title, sections, intro, skipped, protocol)
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
-def write_test_report(results: Sequence[Any], specs: Sequence[Any], opt: Mapping[str, Any]) -> Path:
+#: Largest side of a GT/LQ image copied into a ``restore test`` report; larger ones are downscaled (area).
+REPORT_MAX_SIDE = 2048
+#: Bytes of GT/LQ copies one ``restore test`` report may add to the results folder; the images past it get no
+#: GT/LQ link (the page says how many).
+REPORT_BUDGET_BYTES = 256 * 2**20
+
+
+def _copy_shown(source: str | os.PathLike, target: Path) -> tuple[int, bool] | None:
+    """Copy an image the report shows into the results folder as PNG, downscaled to :data:`REPORT_MAX_SIDE`.
+
+    Returns ``(bytes written, downscaled)``, or None when ``source`` cannot be read.
+    """
+    import cv2
+    import numpy as np
+
+    from restore.data.benchmark import write_uint8
+
+    data = np.fromfile(str(source), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        return None
+    if img.dtype != np.uint8:
+        img = np.round(img.astype(np.float64) / 257.0).clip(0, 255).astype(np.uint8)
+    height, width = img.shape[:2]
+    downscaled = max(height, width) > REPORT_MAX_SIDE
+    if downscaled:
+        f = REPORT_MAX_SIDE / max(height, width)
+        img = cv2.resize(img, (max(1, round(width * f)), max(1, round(height * f))), interpolation=cv2.INTER_AREA)
+    write_uint8(target, img)
+    return target.stat().st_size, downscaled
+
+
+def write_test_report(results: Sequence[Any], specs: Sequence[Any], opt: Mapping[str, Any], protocol: str = "") -> Path:
     """``index.html`` in ``path.results_root`` for a ``restore test`` run (``val: {report: true}``).
 
     A summary table (datasets x metric averages), then per dataset a table of its images with their metrics and
     links to the restored image (when ``val.save_img``), the GT and the LQ input; "compare" opens the slider
-    between the restored image and the GT (or the LQ, stretched to the same size).
+    between the restored image and the GT (or the LQ, stretched to the same size). No value is highlighted as
+    "best": rows are different datasets or different images, which do not compete.
+
+    The page is self-contained: the GT and LQ images it shows are copied (as PNG) under ``report/<dataset>/`` in
+    the results folder, so ``results/<name>/`` can be moved or shared as a whole. Copies are downscaled to
+    :data:`REPORT_MAX_SIDE` pixels on their longer side (the page says which) and stop at
+    :data:`REPORT_BUDGET_BYTES`; later images get no GT/LQ link.
 
     Args:
         results: ``restore.evaluate.DatasetResult`` per dataset (``name``, ``metrics``, ``images``, ``averages``).
         specs: ``restore.evaluate.MetricSpec`` per metric (``name``, ``better``).
         opt: the loaded options (``name``, ``path.results_root``, ``path.visualization``, ``val``).
+        protocol: one line saying how the numbers were measured, shown under the title.
     """
     root = Path(opt["path"]["results_root"])
     val = opt.get("val") or {}
@@ -308,22 +395,39 @@ def write_test_report(results: Sequence[Any], specs: Sequence[Any], opt: Mapping
         [*columns, Column("count", "images", None, 0), Column("seconds", "seconds", None, 1)],
         [Row(r.name, {**r.averages, "count": float(len(r.images)), "seconds": r.seconds}) for r in results],
         first_header="dataset",
+        highlight_best=False,
     )
     sections = [summary]
+    used = 0
     for result in results:
-        rows = []
+        rows, downscaled, over_budget = [], 0, 0
         for img in result.images:
             links: dict[str, str] = {}
             saved = Path(opt["path"]["visualization"]) / result.name / f"{img['image']}_{suffix}.png"
             if val.get("save_img") and saved.is_file():
                 links["result"] = relative_href(saved, root)
             for key, label in (("gt_path", "GT"), ("lq_path", "LQ")):
-                if img.get(key):
-                    links[label] = relative_href(img[key], root)
+                if not img.get(key):
+                    continue
+                if used > REPORT_BUDGET_BYTES:
+                    over_budget += 1
+                    continue
+                target = root / "report" / result.name / f"{img['image']}_{label}.png"
+                copied = _copy_shown(img[key], target)
+                if copied is not None:
+                    used += copied[0]
+                    downscaled += copied[1]
+                    links[label] = relative_href(target, root)
             images = dict(links) if "result" in links else {}
             rows.append(Row(img["image"], {m: img.get(m) for m in result.metrics}, links, images))
         first = next((r.images for r in rows if r.images), {})
-        note = "" if val.get("save_img") else "restored images were not saved (val.save_img is false)"
-        sections.append(Section(result.name, columns, rows, first_header="image", images=first, note=note))
+        notes = [] if val.get("save_img") else ["restored images were not saved (val.save_img is false)"]
+        if downscaled:
+            notes.append(f"{downscaled} GT/LQ copies downscaled to {REPORT_MAX_SIDE} px on the longer side")
+        if over_budget:
+            notes.append(f"{over_budget} GT/LQ images not copied: the report's {REPORT_BUDGET_BYTES >> 20} MiB "
+                         "budget is spent")  # fmt: skip
+        sections.append(Section(result.name, columns, rows, first_header="image", images=first,
+                                note="; ".join(notes), highlight_best=False))  # fmt: skip
     intro = f"{opt.get('name')}: {(opt.get('network_g') or {}).get('type', '')}".rstrip(": ")
-    return write_report(root / "index.html", f"restore test: {opt.get('name')}", sections, intro)
+    return write_report(root / "index.html", f"restore test: {opt.get('name')}", sections, intro, protocol=protocol)

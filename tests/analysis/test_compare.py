@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import re
+import xml.etree.ElementTree as ET
+import zlib
 from pathlib import Path
 
 import cv2
@@ -12,7 +15,8 @@ import pytest
 from compare_data import make_folders
 
 from restore.analysis import compare as cmp
-from restore.analysis.compare import Box, auto_box, compare_folders, main, make_figure, match_results
+from restore.analysis.compare import Box, auto_box, compare_folders, figure_layout, main, match_results, plan_zoom
+from restore.analysis.figure_doc import write_figure
 from restore.cli import main as cli_main
 from restore.metrics import calculate_psnr, calculate_ssim
 
@@ -55,22 +59,102 @@ def test_auto_box_finds_where_methods_differ() -> None:
     assert box.x >= 4 and box.y >= 4 and box.x + 16 <= 76 and box.y + 16 <= 56
 
 
-def test_figure_holds_the_zoomed_crops() -> None:
+def _find(figure: np.ndarray, expected: np.ndarray) -> tuple[int, int]:
+    """(x, y) where ``expected`` lies in ``figure`` exactly (asserts it does)."""
+    found = cv2.matchTemplate(figure, expected, cv2.TM_SQDIFF)
+    y, x = np.unravel_index(np.argmin(found), found.shape)
+    assert np.array_equal(figure[y : y + expected.shape[0], x : x + expected.shape[1]], expected)
+    return int(x), int(y)
+
+
+def test_figure_geometry_on_an_off_diagonal_box() -> None:
     rng = np.random.default_rng(1)
-    gt = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    methods = {"one": np.flipud(gt).copy(), "two": rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)}
-    box = Box(5, 7, 16, 12)
+    gt = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    methods = {"zeta": np.flipud(gt).copy(), "alpha": rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)}
+    box = Box(38, 4, 16, 12)  # right of the centre, near the top: x and y differ
     scores = cmp._scores(gt, methods, box, 0, False)
-    figure = make_figure(gt, methods, box, scores)
-    zoom = 192 // 16
+    layout, geometry = figure_layout(gt, methods, box, scores, panel_size=256)
+    figure = cv2.cvtColor(layout.raster(), cv2.COLOR_RGB2BGR)
+    assert geometry.zoom == 16 and geometry.panel_size == 256  # 256 // 16, nearest-neighbour
+    places = []
     for img in (gt, *methods.values()):
-        crop = img[7:19, 5:21]
-        expected = np.kron(crop, np.ones((zoom, zoom, 1), np.uint8))  # nearest-neighbour, built differently
-        found = cv2.matchTemplate(figure, expected, cv2.TM_SQDIFF)
-        y, x = np.unravel_index(np.argmin(found), found.shape)
-        assert np.array_equal(figure[y : y + expected.shape[0], x : x + expected.shape[1]], expected)
-    red = (figure[..., 2] == 255) & (figure[..., 0] == 0) & (figure[..., 1] == 0)
-    assert red.sum() > 4 * 16  # the box drawn on the GT panel
+        expected = np.kron(img[4:16, 38:54], np.ones((16, 16, 1), np.uint8))  # built differently from the code
+        places.append(_find(figure, expected))
+    assert [x for x, _ in places] == sorted(x for x, _ in places)  # GT, then the command line's order
+    assert places == [geometry.panels[k] for k in ("GT", "zeta", "alpha")]
+    assert len({y for _, y in places}) == 1 and places[1][0] - places[0][0] >= 256  # one row of 256-px panels
+    ox, oy, ow, oh = geometry.overview
+    assert oh >= 256 and ow == round(60 * oh / 40)
+    # the box on the overview: a red frame just outside the scaled window, the pixels inside left as they are
+    s = oh / 40
+    x0, y0, x1, y1 = (round(ox + 38 * s), round(oy + 4 * s), round(ox + 54 * s), round(oy + 16 * s))
+    red = (figure[..., 2] == 255) & (figure[..., 1] == 0) & (figure[..., 0] == 0)
+    assert red[y0 - 1, x0:x1].all() and red[y1, x0:x1].all() and red[y0:y1, x0 - 1].all() and red[y0:y1, x1].all()
+    assert not red[y0:y1, x0:x1].any()
+    assert red.sum() == red[y0 - 8 : y1 + 8, x0 - 8 : x1 + 8].sum()  # nowhere else
+    # text grows with the panel
+    _, big = figure_layout(gt, methods, box, scores, panel_size=512)
+    assert big.zoom == 32 and big.text_size == pytest.approx(2 * geometry.text_size)
+
+
+def test_one_zoom_for_every_image_of_a_run() -> None:
+    assert plan_zoom([(512, 512)]) == (64, 4)  # 512 / 8 = 64 px shown 4x in a 256-px panel
+    assert plan_zoom([(1024, 1536), (512, 512), (2040, 1356)]) == (64, 4)
+    assert plan_zoom([(72, 96)]) == (16, 16)
+    assert plan_zoom([(512, 512)], panel_size=300) == (60, 5)
+    assert plan_zoom([(512, 512)], box=Box(1, 2, 40, 30)) == (40, 6)
+    assert plan_zoom([(512, 512)], box_size=100) == (100, 2)
+
+
+def test_auto_box_prefers_structure() -> None:
+    """Two regions where the methods differ equally: the box goes to the textured one, not the flat one."""
+    rng = np.random.default_rng(3)
+    gt = np.full((64, 128), 128, np.uint8)
+    gt[16:48, 80:112] = rng.integers(0, 256, (32, 32), dtype=np.uint8)  # texture on the right
+    a = gt.copy()
+    b = gt.astype(int)
+    b[16:48, 16:48] += 30  # same error on the flat left square...
+    b[16:48, 80:112] += np.where(rng.random((32, 32)) < 0.5, 30, -30)  # ...and on the texture
+    b = np.clip(b, 0, 255).astype(np.uint8)
+    box = auto_box(gt, [a, b], 16)
+    assert 80 <= box.x <= 96 and 16 <= box.y <= 32
+    # and keeps away from the edges even when they differ most
+    c = a.copy()
+    c[:, :3] = 0
+    d = auto_box(gt, [a, c], 16)
+    assert d.x >= 64 // 16
+
+
+def test_figure_as_svg_and_pdf(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    gt = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    methods = {"a (x)": gt[::-1].copy()}
+    box = Box(20, 10, 16, 16)
+    layout, _ = figure_layout(gt, methods, box, cmp._scores(gt, methods, box, 0, False))
+    svg = ET.parse(write_figure(tmp_path / "f.svg", layout, "svg")).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text for t in svg.iter(ns + "text")]
+    assert texts[:2] == ["GT", "box 20,10,16,16"] and "a (x)" in texts  # text stays text
+    crops = []
+    for image in svg.iter(ns + "image"):
+        data = base64.b64decode(image.get("href").split(",", 1)[1])
+        crops.append(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+    expected = np.kron(gt[10:26, 20:36], np.ones((16, 16, 1), np.uint8))
+    assert any(c.shape == expected.shape and np.array_equal(c, expected) for c in crops)
+    pdf = write_figure(tmp_path / "f.pdf", layout, "pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
+    xref = int(re.search(rb"startxref\n(\d+)", pdf).group(1))
+    offsets = [int(o) for o in re.findall(rb"(\d{10}) 00000 n", pdf[xref:])]
+    for number, offset in enumerate(offsets, start=1):
+        assert pdf[offset:].startswith(f"{number} 0 obj".encode())  # the cross-reference table is right
+    streams = re.findall(rb"/Width (\d+) /Height (\d+) .*?/Length (\d+) >>\nstream\n", pdf)
+    found = False
+    for w, h, n in streams:
+        start = pdf.index(b"stream\n", pdf.index(b"/Width " + w + b" /Height " + h)) + 7
+        pixels = np.frombuffer(zlib.decompress(pdf[start : start + int(n)]), np.uint8).reshape(int(h), int(w), 3)
+        found |= pixels.shape == expected.shape and np.array_equal(pixels[..., ::-1], expected)  # RGB in the PDF
+    assert found
+    assert b"(a \\(x\\)) Tj" in zlib.decompress(pdf[pdf.rindex(b">>\nstream\n") + 10 : pdf.rindex(b"\nendstream")])
 
 
 def test_metrics_are_those_of_restore_test() -> None:
@@ -110,6 +194,8 @@ def test_compare_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
             values = [float(v) for v in re.findall(r'data-v="([-0-9.e]+)"', row)]
             assert values[0] == pytest.approx(whole, abs=1e-9)
             assert values[2] == pytest.approx(crop, abs=1e-9)
+        section = page.split(f"<h2>{image}</h2>")[1].split("</section>")[0]
+        assert re.findall(r'<tr><td data-v="([^"]+)">', section) == ["bicubic", "nearest", "linear"]  # as given
         for href in re.findall(r'(?:src|href)="([^"#:]+)"', page):
             assert (out / href).is_file(), href
 
@@ -184,3 +270,20 @@ def test_report_is_written_atomically(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.undo()
     assert (out / "index.html").read_text(encoding="utf-8") == "previous report"
     assert not list(out.rglob(".*"))
+
+
+def test_vector_format_and_panel_size_cli(tmp_path: Path) -> None:
+    folders = make_folders(tmp_path)
+    out = tmp_path / "figs"
+    argv = ["--gt", str(folders["gt"]), str(folders["linear"]), str(folders["bicubic"]), "-o", str(out)]
+    assert main([*argv, "--format", "svg", "--panel-size", "128"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut.svg", "coffee.svg", "images", "index.html"]
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert 'src="images/astronaut/figure.png"' in page and 'href="astronaut.svg"' in page
+    assert cv2.imread(str(out / "images" / "astronaut" / "figure.png")) is not None
+    # the default box of a 96x72 image is 16 px, enlarged 8x into 128-px panels, for both images of the run
+    svg = ET.parse(out / "coffee.svg").getroot()
+    sizes = {(i.get("width"), i.get("height")) for i in svg.iter("{http://www.w3.org/2000/svg}image")}
+    assert ("128", "128") in sizes
+    assert "crops enlarged x8 (nearest neighbour) in 128-pixel panels" in page
+    assert main([*argv, "--panel-size", "32"]) == 2

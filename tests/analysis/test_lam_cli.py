@@ -52,7 +52,7 @@ def test_writes_maps_boxes_and_json_matching_the_api(setup: dict, fixtures: Path
         heat = cv2.imread(str(tmp_path / model["files"]["lam"]))
         assert heat.shape == (64, 64, 3)  # the 16 x 16 map enlarged by the scale
         sr = cv2.imread(str(tmp_path / model["files"]["sr"]))
-        assert tuple(sr[23, 20]) == (0, 0, 255)  # red box line just above the window (BGR)
+        assert tuple(sr[23, 20]) == (0, 200, 0)  # green outline just above the window (BGR)
         for key in ("blend", "kde"):
             assert cv2.imread(str(tmp_path / model["files"][key])).shape == (64, 64, 3)
     figure = cv2.imread(str(tmp_path / report["compare_figure"]))

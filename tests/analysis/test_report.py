@@ -11,10 +11,13 @@ from __future__ import annotations
 import csv
 import html
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import cv2
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -97,6 +100,38 @@ def test_test_report_beside_metrics_csv(tmp_path: Path) -> None:
     assert "http://" not in page and "https://" not in page
 
 
+def test_test_report_is_self_contained_states_its_protocol_and_ranks_nothing(tmp_path: Path) -> None:
+    results = run_test_with_report(tmp_path)
+    page = (results / "index.html").read_text(encoding="utf-8")
+    assert 'class="best"' not in page  # neither datasets nor images of one dataset compete
+    protocol = re.search(r'<p class="protocol">(.*?)</p>', page).group(1)
+    assert protocol == (
+        "protocol: psnr: crop border 2, Y channel (unrounded, y_channel_uint8 false); ssim: crop border 2, Y channel "
+        "(unrounded, y_channel_uint8 false), full size; whole images (no tiling); precision fp32"
+    )
+    for name in ("astronaut", "chelsea"):
+        for label, folder in (("GT", "GT"), ("LQ", "LQ")):
+            copy = cv2.imread(str(results / "report" / "Mini" / f"{name}_{label}.png"))
+            assert np.array_equal(copy, cv2.imread(str(tmp_path / folder / f"{name}.png")))
+    assert "../" not in page
+
+
+def test_test_report_copies_within_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from restore.analysis import report
+
+    monkeypatch.setattr(report, "REPORT_MAX_SIDE", 40)  # the 64 x 48 GT images are downscaled to 40 x 30
+    monkeypatch.setattr(report, "REPORT_BUDGET_BYTES", 1)  # the first copy spends the budget
+    results = run_test_with_report(tmp_path)
+    page = (results / "index.html").read_text(encoding="utf-8")
+    copies = sorted(p.name for p in (results / "report" / "Mini").iterdir())
+    assert copies == ["astronaut_GT.png"]  # the budget is checked before each copy
+    assert cv2.imread(str(results / "report" / "Mini" / "astronaut_GT.png")).shape == (30, 40, 3)
+    assert "1 GT/LQ copies downscaled to 40 px on the longer side" in page
+    assert "3 GT/LQ images not copied: the report&#x27;s 0 MiB budget is spent" in page
+    for href in re.findall(r'(?:src|href)="([^"#:]+)"', page):
+        assert (results / href).is_file(), href
+
+
 def test_test_report_without_saved_images(tmp_path: Path) -> None:
     results = run_test_with_report(tmp_path, save_img=False)
     page = (results / "index.html").read_text(encoding="utf-8")
@@ -135,12 +170,38 @@ MOVE_SLIDER = """
 """
 
 
+ALL_REFERENCES = """
+Promise.all(Array.from(new Set([].concat(
+    Array.from(document.querySelectorAll('[src]')).map(e => e.getAttribute('src')),
+    Array.from(document.querySelectorAll('a[href]')).map(e => e.getAttribute('href')),
+    ...Array.from(document.querySelectorAll('[data-images]')).map(e => Object.values(JSON.parse(e.dataset.images)))
+  ))).filter(src => !src.startsWith('#') && !src.startsWith('data:') && !src.endsWith('.pdf'))
+  .map(src => new Promise(r => { const i = new Image();
+    i.onload = () => r([src, i.naturalWidth]); i.onerror = () => r([src, 0]); i.src = src; })))
+"""
+
+
+def move(folder: Path, to: Path) -> Path:
+    """Move ``folder`` to ``to`` (elsewhere on disk): what sharing or archiving a results folder does."""
+    to.parent.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.move(str(folder), str(to)))
+
+
 def check_page(browser: Browser, page: Path, shot: Path) -> list[list]:
-    """Open ``page``; assert tables, decoded images and no errors; save a screenshot; returns the images."""
+    """Open ``page``; assert tables, decoded images, every reference local and loadable, no errors; screenshot."""
+    text = page.read_text(encoding="utf-8")
+    for ref in re.findall(r'(?:src|href)="([^"]*)"', text):
+        ref = html.unescape(ref)
+        assert ref.startswith("#") or ref == "data:," or ("://" not in ref and not ref.startswith("/")), ref
+        if not (ref.startswith("#") or ref == "data:,"):
+            target = (page.parent / unquote(ref)).resolve()
+            assert target.is_relative_to(page.parent.resolve()) and target.is_file(), ref  # inside the folder
     browser.open(page.as_uri())
     assert browser.evaluate("document.querySelectorAll('table.sortable tbody tr').length") > 0
     images = browser.evaluate(IMAGES_LOADED)
     assert images and all(width > 0 and height > 0 for _, width, height in images), images
+    references = browser.evaluate(ALL_REFERENCES)
+    assert references and all(width > 0 for _, width in references), references  # links and slider images too
     browser.screenshot(shot)
     pixels = cv2.imread(str(shot))
     assert pixels is not None and pixels.shape[1] >= 1000 and pixels.std() > 10  # something was drawn
@@ -150,14 +211,26 @@ def check_page(browser: Browser, page: Path, shot: Path) -> list[list]:
 
 def test_compare_report_in_browser(browser: Browser, tmp_path: Path) -> None:
     folders = make_folders(tmp_path)
+    cv2.imwrite(str(folders["gt"] / "lonely.png"), np.zeros((72, 96, 3), np.uint8))  # no result anywhere
+    cv2.imwrite(str(folders["bicubic"] / "coffee_Bicubic.png"), np.zeros((70, 96, 3), np.uint8))  # wrong size
     out = tmp_path / "figs"
     args = ["--gt", str(folders["gt"]), *(str(folders[k]) for k in ("bicubic", "nearest", "linear")), "-o", str(out)]
-    assert compare_main(args) == 0
+    assert compare_main(args) == 1
+    shutil.rmtree(folders["gt"])  # nothing may point back at the inputs
+    out = move(out, tmp_path / "elsewhere" / "shared figs")
     images = check_page(browser, out / "index.html", tmp_path / "compare.png")
-    assert {"astronaut.png", "coffee.png", "images/astronaut/GT.png"} <= {src for src, _, _ in images}
+    assert {"astronaut.png", "images/astronaut/GT.png"} <= {src for src, _, _ in images}
+    skipped = browser.evaluate("Array.from(document.querySelectorAll('ul.skipped li')).map(li => li.textContent)")
+    assert len(skipped) == 2 and "70x96" in skipped[0] and skipped[1] == "lonely: no result in any folder"
 
     before = browser.evaluate(SLIDER_STATE % 0)
-    assert before["natural"] == 96 and before["width"] == pytest.approx(96)  # drawn at full resolution
+    assert before["natural"] == 96 and before["width"] == pytest.approx(480)  # 96 px enlarged 5x (>= 480 px)
+    assert browser.evaluate("getComputedStyle(document.querySelector('.slider img.base')).imageRendering") == (
+        "pixelated"
+    )
+    assert browser.evaluate("document.querySelector('.slider .caption').textContent").startswith(
+        "astronaut: left GT, right bicubic (96x72, shown x5)"
+    )
     assert browser.evaluate(MOVE_SLIDER % (0, 20)) == "20"
     after = browser.evaluate(SLIDER_STATE % 0)
     assert after["clip"] != before["clip"] and "80%" in after["clip"]
@@ -171,34 +244,54 @@ def test_compare_report_in_browser(browser: Browser, tmp_path: Path) -> None:
     assert (picked["over"], picked["base"]) == ("images/astronaut/nearest.png", "images/astronaut/linear.png")
     assert picked["natural"] == 96
 
-    # sorting: click the PSNR header of the first per-image table, twice
-    column = """Array.from(document.querySelectorAll('section')[1].querySelectorAll('tbody tr'))
+    # sorting: click the PSNR header of the first per-image table, twice; one arrow at a time in the header
+    section = "document.querySelectorAll('section')[2]"
+    column = f"""Array.from({section}.querySelectorAll('tbody tr'))
         .map(r => parseFloat(r.cells[1].getAttribute('data-v')))"""
-    browser.evaluate("document.querySelectorAll('section')[1].querySelectorAll('th')[1].click()")
+    header = f"""(() => {{ const th = {section}.querySelectorAll('th')[1];
+        return th.innerText + getComputedStyle(th, '::after').content; }})()"""
+    assert browser.evaluate(header).count("\u2191") == 1
+    browser.evaluate(f"{section}.querySelectorAll('th')[1].click()")
     ascending = browser.evaluate(column)
     assert ascending == sorted(ascending)
-    browser.evaluate("document.querySelectorAll('section')[1].querySelectorAll('th')[1].click()")
+    shown = browser.evaluate(header)
+    assert "\u25b2" in shown and "\u2191" not in shown  # the sort arrow replaces "higher is better"
+    browser.evaluate(f"{section}.querySelectorAll('th')[1].click()")
     assert browser.evaluate(column) == sorted(ascending, reverse=True)
     assert browser.errors() == []
 
 
 def test_test_report_in_browser(browser: Browser, tmp_path: Path) -> None:
     results = run_test_with_report(tmp_path)
+    shutil.rmtree(tmp_path / "GT")  # the dataset is gone: the report must carry what it shows
+    shutil.rmtree(tmp_path / "LQ")
+    results = move(results, tmp_path / "shared" / "mini")
     check_page(browser, results / "index.html", tmp_path / "test_report.png")
+    assert browser.evaluate("document.querySelectorAll('td.best').length") == 0  # datasets and images do not compete
+    protocol = browser.evaluate("document.querySelector('p.protocol').textContent")
+    assert "psnr: crop border 2, Y channel" in protocol and "whole images (no tiling)" in protocol
+    assert "precision fp32" in protocol and "ssim: crop border 2" in protocol and "full size" in protocol
     first = browser.evaluate(SLIDER_STATE % 0)
     assert first["over"].endswith("_mini.png") and first["natural"] == 64
-    # the second image's "compare" button loads it into the slider
+    caption = "document.querySelector('.slider .caption').textContent"
+    current = "Array.from(document.querySelectorAll('tr.current')).map(r => r.cells[0].textContent)"
+    assert browser.evaluate(caption).startswith("astronaut: left result, right GT")
+    assert browser.evaluate(current) == ["astronaut"]
+    # the second image's "compare" button loads it into the slider and marks its row
     browser.evaluate("document.querySelectorAll('button.load')[1].click()")
     browser.evaluate(IMAGES_LOADED)
     second = browser.evaluate(SLIDER_STATE % 0)
     assert second["over"] != first["over"] and second["over"].startswith("visualization/Mini/")
+    assert browser.evaluate(caption).startswith("chelsea: left result, right GT")
+    assert browser.evaluate(current) == ["chelsea"]
     assert browser.evaluate(MOVE_SLIDER % (0, 75)) == "75"
-    # the LQ input is stretched to the result's resolution
+    # the LQ input (copied into the results folder) is stretched to the result's resolution
     browser.evaluate("""(() => { const r = document.querySelector('div.slider select.right');
         r.value = 'LQ'; r.dispatchEvent(new Event('change')); })()""")
     browser.evaluate(IMAGES_LOADED)
     lq = browser.evaluate(SLIDER_STATE % 0)
-    assert lq["base"].endswith("LQ/chelsea.png") and lq["natural"] == 32 and lq["width"] == pytest.approx(64)
+    assert lq["base"] == "report/Mini/chelsea_LQ.png" and lq["natural"] == 32
+    assert lq["width"] == pytest.approx(64 * 7)  # 64 px enlarged 7x (>= 480 px)
     assert "25%" in browser.evaluate(SLIDER_STATE % 0)["clip"]
     assert browser.errors() == []
 
@@ -212,3 +305,4 @@ def test_errors_are_detected(browser: Browser, tmp_path: Path) -> None:
     assert images == [["missing.png", 0, 0]]
     errors = browser.errors()
     assert any("nope" in e for e in errors) and any("missing.png" in e or "network" in e for e in errors)
+    assert browser.evaluate(ALL_REFERENCES) == [["missing.png", 0]]
