@@ -1,8 +1,8 @@
 """Validation during training: restore each image with the inference engine, score it with ``val.metrics``.
 
 Images are compared as BasicSR does: the network output and the GT are clamped to [0, 1], scaled to 0..255,
-rounded to uint8 and converted to BGR before ``METRIC_REGISTRY[type](img=..., img2=..., **options)`` is called (``img2`` only for full-reference
-metrics).
+rounded to uint8 and converted to BGR before ``METRIC_REGISTRY[type](img=..., img2=..., **options)`` is called
+(``img2`` only for full-reference metrics).
 """
 
 from __future__ import annotations

@@ -324,12 +324,16 @@ def _resolve(value: str | None, root: Path) -> str | None:
 
 
 def _check_network(opt: dict[str, Any], source: str) -> list[str]:
-    from restore.archs import check_network_kwargs  # lazy: options must load without importing torch models
+    from restore.archs import ARCH_REGISTRY, check_network_kwargs  # lazy: options load without torch models
+    from restore.utils.option_blocks import missing_type
 
     problems = []
     for key in ("network_g", "network_d"):
         network = opt.get(key)
         if not isinstance(network, dict) or not network:
+            continue
+        if "type" not in network:
+            problems.append(missing_type(network, f"{source}: {key}", ARCH_REGISTRY.keys()))
             continue
         try:
             check_network_kwargs(network, where=f"{source}: {key}")
