@@ -39,9 +39,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from restore.utils.options import OptionsError
+
 __all__ = [
     "DatasetResult", "MetricSpec", "UnusableOptions", "build_parser", "check_options", "format_table", "main",
-    "run_benchmark",
+    "preflight", "run_benchmark",
 ]  # fmt: skip
 
 #: Errors whose one-line message is the whole story (missing files, bad options, size mismatches).
@@ -51,8 +53,9 @@ USER_ERRORS = (OSError, ValueError, KeyError)
 DEFAULT_PARAM_KEY = "params"
 
 
-class UnusableOptions(ValueError):
-    """The option file asks for something that cannot give a meaningful benchmark (exit status 2)."""
+class UnusableOptions(OptionsError):
+    """The option file asks for something that cannot give a meaningful benchmark (exit status 2); ``problems``
+    lists every problem found, one line each."""
 
 
 @dataclass(frozen=True)
@@ -132,30 +135,66 @@ def check_options(opt: dict[str, Any], allow_random_weights: bool = False, sourc
     """Refuse, before anything is read or written, option files that cannot give a meaningful benchmark.
 
     Raises:
-        UnusableOptions: no ``path.pretrain_network_g`` (unless ``allow_random_weights``), or ``precision: fp16``
-            for a ``network_g`` type whose class declares ``supports_fp16 = False``.
+        UnusableOptions: no ``network_g``, no ``path.pretrain_network_g`` (unless ``allow_random_weights``), and/or
+            ``precision: fp16`` for a ``network_g`` type whose class declares ``supports_fp16 = False``.
     """
-    from restore.utils.registry import ARCH_REGISTRY
+    problems = _option_problems(opt, allow_random_weights, source or str(opt.get("name")))
+    if problems:
+        raise UnusableOptions(problems)
 
-    where = source or str(opt.get("name"))
+
+def _option_problems(opt: dict[str, Any], allow_random_weights: bool, where: str) -> list[str]:
+    from restore.archs import ARCH_REGISTRY  # importing restore.archs registers the architectures
+
     network = opt.get("network_g") or {}
     if not network:
-        raise KeyError(f"{where}: network_g: missing (the network to evaluate)")
+        return [f"{where}: network_g: missing (the network to evaluate)"]
+    problems = []
     if not (opt.get("path") or {}).get("pretrain_network_g") and not allow_random_weights:
-        raise UnusableOptions(
+        problems.append(
             f"{where}: path.pretrain_network_g is empty: refusing to benchmark a randomly initialised "
             f"{network.get('type')}; set it to a checkpoint (or pass --allow-random-weights)"
         )
-    if (opt.get("precision") or "fp32") == "fp16":
+    cls = ARCH_REGISTRY.get(network["type"]) if network.get("type") in ARCH_REGISTRY else None
+    if (opt.get("precision") or "fp32") == "fp16" and getattr(cls, "supports_fp16", True) is False:
+        problems.append(
+            f"{where}: precision 'fp16' refused for {cls.__name__}: its activations exceed the float16 range "
+            "with trained weights (inf/NaN outputs); use 'bf16' or 'fp32'"
+        )
+    return problems
+
+
+def file_problem(path: str | None, key: str) -> str | None:
+    """One line when ``path`` (the value of option ``key``) is not a readable file: missing, or a folder."""
+    if not isinstance(path, str) or not path:
+        return None
+    found = Path(path)
+    if found.is_dir():
+        return f"{path}: {key} is a folder, expected a checkpoint file"
+    if not found.is_file():
+        return f"{path}: {key} not found (expected a checkpoint file)"
+    return None
+
+
+def preflight(opt: dict[str, Any], allow_random_weights: bool = False, source: str | None = None) -> list[str]:
+    """Every reason the benchmark cannot run, one line each, found without building the network or reading images.
+
+    Checks: ``network_g`` and its weights (``path.pretrain_network_g`` set and a file, unless
+    ``allow_random_weights``; ``precision: fp16`` for networks that refuse it), and every dataset (its type, its
+    folders and the GT/LQ pairing, by listing the files).
+    """
+    problems = _option_problems(opt, allow_random_weights, source or str(opt.get("name")))
+    problem = file_problem((opt.get("path") or {}).get("pretrain_network_g"), "path.pretrain_network_g")
+    if problem:
+        problems.append(problem)
+    if not opt.get("datasets"):
+        problems.append(f"{source or opt.get('name')}: datasets: no test dataset given")
+    for key, dataset_opt in (opt.get("datasets") or {}).items():
         try:
-            cls = ARCH_REGISTRY.get(network.get("type"))
-        except KeyError as err:
-            raise KeyError(f"{where}: network_g.type: {err.args[0]}") from None
-        if getattr(cls, "supports_fp16", True) is False:
-            raise UnusableOptions(
-                f"{where}: precision 'fp16' refused for {cls.__name__}: its activations exceed the float16 range "
-                "with trained weights (inf/NaN outputs); use 'bf16' or 'fp32'"
-            )
+            build_datasets({**opt, "datasets": {key: dataset_opt}})
+        except USER_ERRORS as err:
+            problems.append(_one_line(err))
+    return problems
 
 
 def select_params(checkpoint: Any, param_key: str | None, log: Callable[[str], None]) -> tuple[Any, str | None]:
@@ -404,10 +443,11 @@ def run_benchmark(
         One :class:`DatasetResult` per dataset, in option-file order.
 
     Raises:
-        UnusableOptions: see :func:`check_options` (raised before the results folder is touched).
+        UnusableOptions: every problem that :func:`preflight` finds (raised before the results folder is touched).
     """
-    if net is None:
-        check_options(opt, allow_random_weights, source)
+    problems = preflight(opt, allow_random_weights, source) if net is None else []
+    if problems:
+        raise UnusableOptions(problems)
     root = Path(opt["path"]["results_root"])
     stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
     archived = archive_results(root, stamp)
@@ -434,6 +474,10 @@ def _run(
     for key in opt.get("skipped_datasets") or []:
         log(f"datasets.{key}: null, skipped")
     datasets = build_datasets(opt)
+    for key, dataset_opt in (opt.get("datasets") or {}).items():
+        if dataset_opt.get("dataroot_gt") and not dataset_opt.get("dataroot_lq") and dataset_opt.get("scale", 1) > 1:
+            log(f"datasets.{key}: no dataroot_lq: the LQ images are made from the GT by MATLAB bicubic "
+                f"downscaling by {dataset_opt['scale']}")  # fmt: skip
     run_device = choose_device(opt, None if device is None else str(device))
     seed = opt.get("manual_seed")
     if seed is not None:
@@ -486,30 +530,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (errors are one line on stderr).
+PROG = "restore test"
 
-    0: done; 2: unusable options, weights or ``--device`` (no weights, refused precision, a wrong key or type, an
-    unreadable checkpoint, a device this machine lacks); 1: any other error (missing data, ...).
+
+def report_errors(prog: str, problems: Sequence[str]) -> None:
+    """Each problem on its own line of stderr, as ``<prog>: error: <problem>``."""
+    for problem in problems:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (errors are one line each on stderr).
+
+    A pre-flight pass checks the keys and types of the option file, the weights, the datasets' folders and the
+    metric types, and reports every problem it finds before anything is created. 0: done; 2: unusable options,
+    weights or ``--device`` (all pre-flight problems, a refused precision, an unreadable checkpoint, a device this
+    machine lacks); 1: an input failed while running; 130: interrupted.
     """
     from restore.checkpoint import CheckpointError
     from restore.engine.loading import check_device
-    from restore.utils.options import OptionsError, load_options
+    from restore.utils.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
+    from restore.utils.options import load_options
 
     args = build_parser().parse_args(argv)
     try:
         if args.device is not None:
             check_device(args.device)  # before anything is loaded
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        report_errors(PROG, [str(err)])
         return 2
+    problems: list[str] = []
     try:
-        opt = load_options(args.opt, force_yml=args.force_yml, is_train=False)
-        run_benchmark(opt, device=args.device, allow_random_weights=args.allow_random_weights, source=args.opt)
-    except (UnusableOptions, OptionsError, CheckpointError) as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+        with sigterm_as_interrupt():
+            opt = load_options(args.opt, force_yml=args.force_yml, is_train=False, problems=problems)
+            problems += preflight(opt, args.allow_random_weights, args.opt)
+            if problems:
+                report_errors(PROG, problems)
+                return 2
+            run_benchmark(opt, device=args.device, allow_random_weights=args.allow_random_weights, source=args.opt)
+    except (OptionsError, CheckpointError) as err:
+        report_errors(PROG, getattr(err, "problems", None) or [_one_line(err)])
         return 2
     except USER_ERRORS as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+        report_errors(PROG, [_one_line(err)])
         return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0

@@ -114,8 +114,8 @@ _METRIC = Section(
     {
         "type": _v(STR),
         "crop_border": _v(INT, 0),
-        "test_y_channel": _v(BOOL, False),
-        "y_channel_uint8": _v(BOOL, False),
+        "test_y_channel": _v(BOOL),  # no default filled in: not every metric takes it (NIQE does not)
+        "y_channel_uint8": _v(BOOL),
         "better": _v(STR, None, choices=("higher", "lower")),  # None: the metric's own direction
     },
     free=True,  # the other keys are checked against the metric function's parameters (restore.utils.option_blocks)
@@ -317,8 +317,8 @@ def _fill_defaults(node: dict[str, Any], spec: Section) -> None:
 
 
 def _resolve(value: str | None, root: Path) -> str | None:
-    if value is None:
-        return None
+    if not isinstance(value, str):  # None, or a wrong type already reported
+        return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else (root / path).resolve())
 
@@ -423,6 +423,25 @@ def _add_run_paths(opt: dict[str, Any], root: Path, is_train: bool) -> None:
     path["root"] = str(root)
 
 
+def _lenient(raw: dict[str, Any]) -> dict[str, Any]:
+    """Options that failed validation, kept as far as they are usable: mappings where mappings belong, defaults."""
+    opt = _validate(copy.deepcopy(raw), SCHEMA, "", [])
+    for key, spec in SCHEMA.fields.items():
+        if isinstance(spec, Section) and key in opt and not isinstance(opt[key], dict):
+            opt[key] = {}
+    opt["path"] = opt.get("path") or {}
+    datasets = opt.get("datasets") or {}
+    opt["datasets"] = {k: v for k, v in datasets.items() if isinstance(v, dict) or v is None}
+    _fill_defaults(opt, SCHEMA)
+    for key, spec in SCHEMA.fields.items():  # a wrongly typed leaf falls back to its default (or is dropped)
+        if isinstance(spec, Value) and key in opt:
+            try:
+                _coerce(opt[key], spec, key)
+            except OptionsError:
+                opt[key] = None if spec.default is _MISSING else copy.deepcopy(spec.default)
+    return opt
+
+
 def load_options(
     path: str | Path,
     force_yml: Sequence[str] = (),
@@ -430,6 +449,7 @@ def load_options(
     is_train: bool = False,
     root: str | Path | None = None,
     check_network: bool = True,
+    problems: list[str] | None = None,
 ) -> dict[str, Any]:
     """Load a BasicSR-format YAML option file.
 
@@ -439,6 +459,9 @@ def load_options(
         is_train: add training folders (``path.experiments_root`` ...) instead of result folders.
         root: folder that relative paths resolve against and that holds ``experiments/`` / ``results/``
             (default: the current directory).
+        problems: when given, key and type problems are appended to it (one line each) instead of raised, and the
+            options are returned as far as they could be read, so that a pre-flight check can go on to the paths
+            and report everything at once. An unreadable file is still raised.
 
     Returns:
         The validated option dict with defaults, absolute paths, ``is_train`` and each dataset's ``phase``/``scale``.
@@ -461,7 +484,11 @@ def load_options(
     try:
         opt = validate_options(raw, source, check_network=check_network)
     except OptionsError as err:
-        raise OptionsError([_credit_force_yml(p, force_yml) for p in err.problems]) from None
+        found = [_credit_force_yml(p, force_yml) for p in err.problems]
+        if problems is None:
+            raise OptionsError(found) from None
+        problems.extend(found)
+        opt = _lenient(raw)
     skipped = [str(key) for key, value in (opt.get("datasets") or {}).items() if value is None]
     if skipped:  # null means "skip this dataset" (the usual way to leave out one you do not have)
         opt["skipped_datasets"] = skipped
