@@ -41,7 +41,14 @@ from restore.models import dist as dist_utils
 from restore.models.batch_augment import ProgressivePatches
 from restore.models.dist import DistInfo
 from restore.models.restoration import RestorationModel, build_model
-from restore.models.train_log import LogWindow, Trackers, close_logger, format_iteration, setup_logger
+from restore.models.train_log import (
+    LogWindow,
+    Trackers,
+    close_logger,
+    format_iteration,
+    log_to_file,
+    setup_logger,
+)
 from restore.models.training_state import (
     ResumePoint,
     capture_rng,
@@ -89,17 +96,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_train_options(path: str, force_yml: Sequence[str], debug: bool) -> dict[str, Any]:
-    """Validated options; ``debug`` adds BasicSR's debug overrides (``debug_`` name, frequent logs and saves)."""
-    opt = load_options(path, force_yml=force_yml, is_train=True)
+def load_train_options(
+    path: str, force_yml: Sequence[str], debug: bool, problems: list[str] | None = None
+) -> dict[str, Any]:
+    """Validated options; ``debug`` adds BasicSR's debug overrides (``debug_`` name, frequent logs and saves).
+
+    With ``problems``, key and type problems are collected there instead of raised (see ``load_options``).
+    """
     if not debug:
-        return opt
+        return load_options(path, force_yml=force_yml, is_train=True, problems=problems)
+    opt = load_options(path, force_yml=force_yml, is_train=True, problems=[])
     name = str(opt.get("name") or "run")
     extra = [f"name={name if name.startswith('debug') else 'debug_' + name}"]
     extra += ["logger:print_freq=1", "logger:save_checkpoint_freq=8"]
     if opt.get("val"):
         extra.append("val:val_freq=8")
-    return load_options(path, force_yml=[*force_yml, *extra], is_train=True)
+    return load_options(path, force_yml=[*force_yml, *extra], is_train=True, problems=problems)
 
 
 def training_device(opt: Mapping[str, Any], dist: DistInfo) -> torch.device:
@@ -419,10 +431,26 @@ def find_resume(opt: Mapping[str, Any], auto_resume: bool, notes: list[str] | No
     return None
 
 
-def train(opt: dict[str, Any], dist: DistInfo, *, auto_resume: bool = False, option_file: str | None = None) -> Trainer:
-    """Run a whole training from validated options; returns the finished :class:`Trainer`."""
-    notes: list[str] = []
-    resume = find_resume(opt, auto_resume, notes)
+_NOT_LOOKED = object()
+
+
+def train(
+    opt: dict[str, Any],
+    dist: DistInfo,
+    *,
+    auto_resume: bool = False,
+    option_file: str | None = None,
+    resume: Any = _NOT_LOOKED,
+    notes: Sequence[str] = (),
+) -> Trainer:
+    """Run a whole training from validated options; returns the finished :class:`Trainer`.
+
+    ``resume``/``notes``: the state that :func:`find_resume` found in a pre-flight (``None``: start fresh) and its
+    notes; by default it is looked up here.
+    """
+    notes = list(notes)
+    if resume is _NOT_LOOKED:
+        resume = find_resume(opt, auto_resume, notes)
     experiment = prepare_experiment(opt, option_file, fresh=resume is None and not auto_resume, dist=dist)
     trainer: Trainer | None = None
     try:
@@ -430,12 +458,16 @@ def train(opt: dict[str, Any], dist: DistInfo, *, auto_resume: bool = False, opt
         logger = setup_logger(log_file, dist.is_main)
         if experiment.archive_note:
             logger.warning(experiment.archive_note)
-        logger.info(f"restore training: torch {torch.__version__}, {dist.world_size} process(es)")
+        network = (opt.get("network_g") or {}).get("type")
+        logger.info(
+            f"{opt.get('name')}: model_type {opt.get('model_type') or 'SRModel'}, network_g {network}; "
+            f"torch {torch.__version__}, {dist.world_size} process(es); log {log_file}"
+        )
         for note in notes:
             logger.warning(note)
         for key in opt.get("skipped_datasets") or []:
             logger.info(f"datasets.{key}: null, skipped")
-        logger.info("options:\n" + yaml.safe_dump(opt, sort_keys=False))
+        log_to_file(logger, "options:\n" + yaml.safe_dump(opt, sort_keys=False))
         trainer = Trainer(opt, dist, logger, resume)
         trainer.run()
     except BaseException as err:
@@ -467,7 +499,8 @@ def _report_failure(err: BaseException, dist: DistInfo) -> None:
     """One line on stderr; the full traceback goes to the log file only (if the log is open)."""
     message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
     where = f" (rank {dist.rank})" if dist.enabled else ""
-    print(f"error{where}: {message}", file=sys.stderr)
+    for line in getattr(err, "problems", None) or [message]:
+        print(f"{PROG}: error{where}: {line}", file=sys.stderr)
     logger = logging.getLogger("restore.train")
     record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "training failed", (), sys.exc_info())
     for handler in logger.handlers:
@@ -475,24 +508,52 @@ def _report_failure(err: BaseException, dist: DistInfo) -> None:
             handler.handle(record)
 
 
+PROG = "restore train"
+
+
+def preflight(opt: dict[str, Any], auto_resume: bool, dist: DistInfo) -> tuple[list[str], Any, list[str]]:
+    """Every problem that would stop the run before its first iteration (see :mod:`restore.models.preflight`),
+    plus the resume state: ``(problems, resume point or None, notes on skipped states)``."""
+    from restore.models.preflight import train_problems
+
+    problems = train_problems(opt, auto_resume=auto_resume, world_size=dist.world_size)
+    notes: list[str] = []
+    resume = None
+    try:
+        resume = find_resume(opt, auto_resume, notes)
+    except USER_ERRORS as err:
+        label = "--auto_resume" if auto_resume else "path.resume_state"
+        problems.append(f"{label}: {err.args[0] if isinstance(err, KeyError) and err.args else err}")
+    return problems, resume, notes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``restore train`` and ``restore/train.py``); returns the exit status."""
+    """Command-line entry point (``restore train`` and ``restore/train.py``); returns the exit status.
+
+    A pre-flight pass reports every problem of the option file, its paths and data (one ``restore train: error:``
+    line each, exit 2) before anything is created under ``experiments/`` or an earlier run is archived.
+    """
     args = parse_args(argv)
     if args.local_rank is not None:
         print("note: --local_rank is ignored; ranks come from torchrun's environment (LOCAL_RANK)", file=sys.stderr)
     try:
         set_threads()
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     dist = dist_utils.init_distributed(args.launcher)
     try:
         with sigterm_as_interrupt():
-            opt = load_train_options(args.opt, args.force_yml, args.debug)
-            train(opt, dist, auto_resume=args.auto_resume, option_file=args.opt)
+            problems: list[str] = []
+            opt = load_train_options(args.opt, args.force_yml, args.debug, problems)
+            found, resume, notes = preflight(opt, args.auto_resume, dist)
+            problems += found
+            if problems:
+                raise OptionsError(problems)
+            train(opt, dist, auto_resume=args.auto_resume, option_file=args.opt, resume=resume, notes=notes)
     except KeyboardInterrupt as err:
         message = err.args[0] if isinstance(err, TrainingInterrupted) else "interrupted before training started"
-        print(f"restore train: {message}", file=sys.stderr)
+        print(f"{PROG}: {message}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except USER_ERRORS as err:
         _report_failure(err, dist)
