@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-from train_helpers import train_options, write_options  # noqa: E402
+from train_helpers import train_options, write_options
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_GAN = REPO / "options" / "train" / "train_Real_HAT_GAN_SRx4_finetune_from_mse_model.yml"

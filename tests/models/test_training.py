@@ -169,7 +169,8 @@ def test_non_finite_loss_aborts_with_a_clear_message(tmp_path: Path, capsys: pyt
     opt["train"]["optim_g"] = {"type": "SGD", "lr": 1e30}
     assert _run(write_options(tmp_path, opt)) == 1
     err = capsys.readouterr().err
-    assert re.search(r"restore train: error: non-finite loss at iteration \d+ \(l_pix=(nan|inf)\); training stopped", err)
+    assert re.search(r"restore train: error: non-finite loss at iteration \d+ \(l_pix=(nan|inf)\); training stopped",
+                     err)  # fmt: skip
     assert "non-finite loss" in (tmp_path / "experiments" / "diverge" / "train_diverge.log").read_text()
 
 
@@ -192,7 +193,8 @@ def test_fine_tune_across_scales_reports_skipped_keys(tmp_path: Path, capsys: py
     opt = dict(opt, name="strict", path=strict_path)
     assert _run(write_options(tmp_path, opt, "strict.yml")) == 2
     err = capsys.readouterr().err
-    assert re.search(r"restore train: error: .*x2\.pth: does not fit HAT: .*missing key.*set path\.strict_load_g: false", err)
+    pattern = r"restore train: error: .*x2\.pth: does not fit HAT: .*missing key.*set path\.strict_load_g: false"
+    assert re.search(pattern, err)
 
 
 def test_debug_flag_and_overrides(tmp_path: Path) -> None:
