@@ -30,7 +30,7 @@ def _positive(value: str) -> int:
 
 
 def build_parser(prog: str = "restore export") -> argparse.ArgumentParser:
-    from restore.export.onnx import DEFAULT_OPSET, DEFAULT_TILE
+    from restore.export.onnx import DEFAULT_OPSET, DEFAULT_TILE, opset_range
 
     parser = argparse.ArgumentParser(prog=prog, description="Export a checkpoint to ONNX, verified in ONNX Runtime.")
     parser.add_argument("--weights", required=True, type=Path, help="checkpoint (.pth/.pt/.safetensors)")
@@ -42,7 +42,8 @@ def build_parser(prog: str = "restore export") -> argparse.ArgumentParser:
     parser.add_argument("--dynamic", action="store_true", help="dynamic height and width instead of a fixed size")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="fp32 (default) or fp16; bf16 is refused (ORT on CPU cannot run it)")  # fmt: skip
-    parser.add_argument("--opset", type=_positive, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    opset_help = f"ONNX opset, {opset_range()} (default {DEFAULT_OPSET})"
+    parser.add_argument("--opset", type=_positive, default=DEFAULT_OPSET, help=opset_help)
     return parser
 
 
