@@ -63,12 +63,21 @@ def _delegate(module: str) -> Callable[[list[str], str], int]:
     return run
 
 
-def _info(argv: list[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Show what a checkpoint holds.")
+def info_parser(prog: str = "restore info") -> argparse.ArgumentParser:
+    """The options of ``restore info``."""
+    from restore.commands.common import PARAM_KEY_HELP, CommandParser
+
+    parser = CommandParser(
+        prog=prog, description="Show what a checkpoint holds.", exit_statuses="Exit status: 0 done; 2 unusable weights."
+    )
     parser.add_argument("weights", help="checkpoint (.pth/.pt/.safetensors)")
     parser.add_argument("--opt", help="YAML whose network_g builds the network (default: detect)")
-    parser.add_argument("--param-key", default=None, help="checkpoint entry (default: params_ema, else params)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--param-key", default=None, help=PARAM_KEY_HELP)
+    return parser
+
+
+def _info(argv: list[str], prog: str) -> int:
+    args = info_parser(prog).parse_args(argv)
     from restore.engine.forward import network_spec
     from restore.engine.loading import ModelLoadError, load_model, network_options_from_yaml, task_of
 
@@ -112,7 +121,8 @@ def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
     return (
-        "usage: restore <command> [options]\n\ncommands:\n" + "\n".join(lines) + "\n\n'restore <command> -h' for help"
+        "usage: restore <command> [options]\n\ncommands:\n" + "\n".join(lines) + "\n\n'restore <command> -h' for help\n"
+        "Exit status: 0 done; 1 some inputs failed; 2 unusable options, flags or weights; 130 interrupted."
     )
 
 
@@ -129,9 +139,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"restore: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        from restore.commands.common import nearest
+
+        close = nearest(name, COMMANDS)
+        hint = f"; did you mean {close!r}?" if close else f"; commands: {', '.join(COMMANDS)}"
+        print(f"usage: restore <command> [options]; 'restore -h' lists the commands\n"
+              f"restore: error: unknown command {name!r}{hint}", file=sys.stderr)  # fmt: skip
         return 2
-    return COMMANDS[name][0](rest, f"restore {name}")
+    prog = f"restore {name}"
+    try:
+        return COMMANDS[name][0](rest, prog)
+    except KeyboardInterrupt:  # commands that do not report it themselves
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -510,8 +510,14 @@ def _run(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="restore test", description="Evaluate a network on the test datasets of a BasicSR-format option file."
+    from restore.commands.common import CommandParser
+
+    parser = CommandParser(
+        prog="restore test",
+        description="Evaluate a network on the test datasets of a BasicSR-format option file. A pre-flight pass "
+        "reports every problem of the file, its weights and data before anything is created.",
+        exit_statuses="Exit status: 0 done; 1 an image failed while running; 2 unusable options, flags or weights "
+        "(every pre-flight problem, an unknown metric type); 130 interrupted.",
     )
     parser.add_argument("-opt", "--opt", required=True, help="option file, e.g. options/test/HAT_SRx4.yml")
     parser.add_argument(
@@ -519,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="KEY:SUBKEY=VALUE",
-        help="override options, e.g. val:save_img=true",
+        help="override options, e.g. val:save_img=true (default: none)",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: from num_gpu and CUDA)")
     parser.add_argument(

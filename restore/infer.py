@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from restore.commands.common import PARAM_KEY_HELP, CommandParser
 from restore.data.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from restore.engine.folder import FileJob, drop_own_outputs, plan_jobs, restore_file, scan_images, shard
 from restore.engine.forward import PRECISIONS, check_precision, network_spec
@@ -108,16 +109,6 @@ def _suffix(value: str) -> str:
     return value
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """Shows ``(default: X)`` after options that have a meaningful default and do not state it themselves."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if "default" in text or action.required or action.default in (None, False, "", argparse.SUPPRESS):
-            return text
-        return f"{text} (default: %(default)s)"
-
-
 def _default_weights_help(task: str | None) -> str:
     if task == "derain":
         return "checkpoint (.pth/.pt/.ckpt/.safetensors) of a deraining model (required: none is bundled)"
@@ -130,12 +121,7 @@ def build_parser(
     prog: str = "restore infer", description: str | None = None, task: str | None = None
 ) -> argparse.ArgumentParser:
     """The command-line options; ``task`` (None, ``upscale``, ``derain``) selects the description and defaults."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=description or DESCRIPTIONS[task],
-        epilog=EPILOG,
-        formatter_class=_HelpFormatter,
-    )
+    parser = CommandParser(prog=prog, description=description or DESCRIPTIONS[task], epilog=EPILOG, exit_statuses="")
     parser.add_argument("-i", "--input", required=True, type=Path, help="image file or folder")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument("--weights", type=Path, default=None, help=_default_weights_help(task))
@@ -143,9 +129,7 @@ def build_parser(
     parser.add_argument(
         "--opt", type=Path, help="YAML whose network_g builds the network (default: detected from the weights)"
     )
-    parser.add_argument("--param-key", default=None,
-                        help="checkpoint entry to load (default: params_ema); only the default falls back to params; "
-                        "a key given here must exist")  # fmt: skip
+    parser.add_argument("--param-key", default=None, help=PARAM_KEY_HELP)
     parser.add_argument(
         "--tile", type=_tile, default=None, help="tile size in input pixels, or 'auto' (default: none, whole image)"
     )

@@ -445,9 +445,12 @@ def _parse_box(text: str) -> Box:
 
 
 def build_parser(prog: str = "restore compare") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from restore.commands.common import CommandParser
+
+    parser = CommandParser(
         prog=prog,
         description="Paper-style comparison figures (GT with a box, zoomed crops with PSNR/SSIM) and an index.html.",
+        exit_statuses="Exit status: 0 done; 1 an image was skipped; 2 unusable flags or folders; 130 interrupted.",
     )
     parser.add_argument("results", nargs="+", type=Path, metavar="RESULT_DIR", help="one folder per method")
     parser.add_argument("--gt", required=True, type=Path, help="folder of ground-truth images")

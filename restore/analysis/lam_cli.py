@@ -45,7 +45,13 @@ def _parse_window(text: str) -> tuple[int, int, int]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Local Attribution Maps (LAM) of super-resolution models.")
+    from restore.commands.common import PARAM_KEY_HELP, CommandParser
+
+    parser = CommandParser(
+        prog=PROG,
+        description="Local Attribution Maps (LAM) of super-resolution models.",
+        exit_statuses="Exit status: 0 done; 2 unusable options, flags, weights, images or windows; 130 interrupted.",
+    )
     parser.add_argument("-i", "--input", required=True, help="LR input image")
     parser.add_argument("-o", "--output", required=True, help="output folder")
     parser.add_argument(
@@ -55,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--opt", help="YAML whose network_g builds the --weights model (default: detect)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="W", help="more checkpoints, shown side by side")
     parser.add_argument("--names", nargs="+", help="one name per model (default: the weights' file stems)")
-    parser.add_argument("--param-key", default="params_ema", help="checkpoint key to load (falls back to params)")
+    parser.add_argument("--param-key", default=None, help=PARAM_KEY_HELP)
     parser.add_argument("--sigma", type=float, default=1.2, help="widest blur of the path (official 1.2)")
     parser.add_argument("--fold", type=int, default=50, help="number of path steps (official 50)")
     parser.add_argument("--l", type=int, default=9, help="blur kernel size (official 9)")
@@ -144,7 +150,8 @@ def _run(args: argparse.Namespace) -> int:
     models = _models(args)
     loaded = []
     for name, weights, network_g in models:
-        model = load_model(weights, network_g, param_key=args.param_key)
+        param_key = args.param_key or "params_ema"
+        model = load_model(weights, network_g, param_key=param_key, require_key=args.param_key is not None)
         loaded.append((name, weights, model))
     scales = {int(getattr(m.net, "scale", 1)) for _, _, m in loaded}
     if len(scales) != 1:

@@ -64,7 +64,7 @@ from restore.utils.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
 from restore.utils.options import OptionsError, load_options
 from restore.utils.threads import set_threads
 
-__all__ = ["TrainingInterrupted", "main", "parse_args", "train"]
+__all__ = ["TrainingInterrupted", "build_parser", "main", "parse_args", "preflight", "train"]
 
 #: Errors with a self-explanatory one-line message: printed without a traceback (which goes to the log file).
 USER_ERRORS = (
@@ -86,14 +86,29 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="restore train", description="Train or fine-tune a restoration network.")
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``restore train``."""
+    from restore.commands.common import CommandParser
+
+    parser = CommandParser(
+        prog="restore train",
+        description="Train or fine-tune a restoration network. A pre-flight pass reports every problem of the "
+        "option file, its paths and data before anything is created under experiments/.",
+        exit_statuses="Exit status: 0 done; 1 training failed (data, non-finite loss); 2 unusable options, flags or "
+        "weights (every pre-flight problem); 130 interrupted (--auto_resume continues).",
+    )
     parser.add_argument("-opt", "--opt", required=True, help="BasicSR-format training option file (.yml)")
     parser.add_argument("--launcher", choices=dist_utils.LAUNCHERS, default="none", help="'pytorch' under torchrun")
     parser.add_argument("--auto_resume", action="store_true", help="continue from the newest complete state")
     parser.add_argument("--debug", action="store_true", help="debug_ name, log every iteration, save/validate every 8")
-    parser.add_argument("--force_yml", nargs="+", default=[], help="overrides such as train:total_iter=1000")
+    parser.add_argument(
+        "--force_yml", nargs="+", default=[], help="overrides such as train:total_iter=1000 (default: none)"
+    )
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    return parser
 
 
 def load_train_options(
