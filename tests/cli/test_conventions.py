@@ -92,7 +92,8 @@ def test_named_param_key_must_exist(command: str, tmp_path: Path, capsys: pytest
     from restore.checkpoint import save_checkpoint
 
     net = build_network({"type": "HAT", "upscale": 2, "img_size": 8, "window_size": 4, "embed_dim": 8,
-                         "depths": [1], "num_heads": [2], "upsampler": "pixelshuffle"})  # fmt: skip
+                         "depths": [1], "num_heads": [2], "upsampler": "pixelshuffle", "compress_ratio": 2,
+                         "squeeze_factor": 4})  # fmt: skip
     weights = save_checkpoint(tmp_path / "w.pth", net)  # params only
     images = tmp_path / "in"
     images.mkdir()

@@ -115,3 +115,34 @@ def test_train_terminal_is_short_and_the_log_holds_the_options(tmp_path: Path) -
     assert "options:" not in done.stderr and "dataroot_gt" not in done.stderr
     log = (tmp_path / "experiments" / "short" / "train_short.log").read_text()
     assert "options:" in log and "dataroot_gt" in log
+
+
+def test_test_script_errors_carry_the_command_prefix(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(REPO / "restore" / "test.py"), "-opt", "none.yml"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["restore test: error: none.yml: option file not found"]
+
+
+def test_test_without_dataroot_lq_says_how_the_lq_is_made(tmp_path: Path) -> None:
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    cv2.imwrite(str(gt / "a.png"), np.full((16, 16, 3), 128, np.uint8))
+    opt = {
+        "name": "gt_only",
+        "scale": 2,
+        "datasets": {"test_1": {"name": "G", "type": "PairedImageDataset", "dataroot_gt": "gt"}},
+        "network_g": {"type": "HAT", "upscale": 2, "img_size": 8, "window_size": 4, "embed_dim": 8,
+                      "depths": [1], "num_heads": [2], "upsampler": "pixelshuffle", "compress_ratio": 2,
+                      "squeeze_factor": 4},
+        "val": {"pbar": False, "metrics": {"psnr": {"type": "calculate_psnr", "crop_border": 2}}},
+    }  # fmt: skip
+    (tmp_path / "o.yml").write_text(yaml.safe_dump(opt, sort_keys=False), encoding="utf-8")
+    done = restore(tmp_path, "test", "-opt", "o.yml", "--allow-random-weights")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    said = [line for line in lines if "no dataroot_lq" in line]
+    assert said == ["datasets.test_1: no dataroot_lq: the LQ images are made from the GT by MATLAB bicubic "
+                    "downscaling by 2"]  # fmt: skip
+    assert lines.index(said[0]) < 3  # before the network runs
