@@ -1,4 +1,4 @@
-"""Benchmark runner behind ``restore test -opt options/test/X.yml`` (and ``python restore/test.py``).
+"""Benchmark runner behind ``restore test -opt options/test/X.yml`` (:mod:`restore.commands.test`).
 
 For every dataset under ``datasets:`` the network restores each LQ image (whole image, or tiled when the option
 file has a ``tile:`` block), the result is quantised to 8 bits like a saved PNG, and the ``val.metrics`` are
@@ -21,13 +21,11 @@ before any checkpoint is read for networks that declare float16 unsafe.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime
 import inspect
 import json
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +40,7 @@ from tqdm import tqdm
 from restore.utils.options import OptionsError
 
 __all__ = [
-    "DatasetResult", "MetricSpec", "UnusableOptions", "build_parser", "check_options", "format_table", "main",
+    "DatasetResult", "MetricSpec", "UnusableOptions", "check_options", "error_line", "file_problem", "format_table",
     "preflight", "run_benchmark",
 ]  # fmt: skip
 
@@ -193,7 +191,7 @@ def preflight(opt: dict[str, Any], allow_random_weights: bool = False, source: s
         try:
             build_datasets({**opt, "datasets": {key: dataset_opt}})
         except USER_ERRORS as err:
-            problems.append(_one_line(err))
+            problems.append(error_line(err))
     return problems
 
 
@@ -459,11 +457,12 @@ def run_benchmark(
         try:
             return _run(opt, net, device, root, log)
         except USER_ERRORS as err:
-            handle.write(f"error: {_one_line(err)}\n")
+            handle.write(f"error: {error_line(err)}\n")
             raise
 
 
-def _one_line(err: BaseException) -> str:
+def error_line(err: BaseException) -> str:
+    """The one-line message of an error (a ``KeyError``'s message without the quotes ``str`` adds)."""
     return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
 
 
@@ -507,80 +506,3 @@ def _run(
         log("nothing to measure (no metric applies to these datasets): no metrics.csv/metrics.json written")
     log(f"results in {root}")
     return results
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from restore.commands.common import CommandParser
-
-    parser = CommandParser(
-        prog="restore test",
-        description="Evaluate a network on the test datasets of a BasicSR-format option file. A pre-flight pass "
-        "reports every problem of the file, its weights and data before anything is created.",
-        exit_statuses="Exit status: 0 done; 1 an image failed while running; 2 unusable options, flags or weights "
-        "(every pre-flight problem, an unknown metric type); 130 interrupted.",
-    )
-    parser.add_argument("-opt", "--opt", required=True, help="option file, e.g. options/test/HAT_SRx4.yml")
-    parser.add_argument(
-        "--force_yml",
-        nargs="+",
-        default=[],
-        metavar="KEY:SUBKEY=VALUE",
-        help="override options, e.g. val:save_img=true (default: none)",
-    )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: from num_gpu and CUDA)")
-    parser.add_argument(
-        "--allow-random-weights",
-        action="store_true",
-        help="evaluate network_g randomly initialised when path.pretrain_network_g is empty (refused otherwise)",
-    )
-    return parser
-
-
-PROG = "restore test"
-
-
-def report_errors(prog: str, problems: Sequence[str]) -> None:
-    """Each problem on its own line of stderr, as ``<prog>: error: <problem>``."""
-    for problem in problems:
-        print(f"{prog}: error: {problem}", file=sys.stderr)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (errors are one line each on stderr).
-
-    A pre-flight pass checks the keys and types of the option file, the weights, the datasets' folders and the
-    metric types, and reports every problem it finds before anything is created. 0: done; 2: unusable options,
-    weights or ``--device`` (all pre-flight problems, a refused precision, an unreadable checkpoint, a device this
-    machine lacks); 1: an input failed while running; 130: interrupted.
-    """
-    from restore.checkpoint import CheckpointError
-    from restore.engine.loading import check_device
-    from restore.utils.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
-    from restore.utils.options import load_options
-
-    args = build_parser().parse_args(argv)
-    try:
-        if args.device is not None:
-            check_device(args.device)  # before anything is loaded
-    except ValueError as err:
-        report_errors(PROG, [str(err)])
-        return 2
-    problems: list[str] = []
-    try:
-        with sigterm_as_interrupt():
-            opt = load_options(args.opt, force_yml=args.force_yml, is_train=False, problems=problems)
-            problems += preflight(opt, args.allow_random_weights, args.opt)
-            if problems:
-                report_errors(PROG, problems)
-                return 2
-            run_benchmark(opt, device=args.device, allow_random_weights=args.allow_random_weights, source=args.opt)
-    except (OptionsError, CheckpointError) as err:
-        report_errors(PROG, getattr(err, "problems", None) or [_one_line(err)])
-        return 2
-    except USER_ERRORS as err:
-        report_errors(PROG, [_one_line(err)])
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return 0

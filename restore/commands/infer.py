@@ -1,6 +1,6 @@
-"""Restore image files with a trained network (the same program as ``restore infer``).
+"""``restore infer`` / ``upscale`` / ``derain``: restore image files with a trained network.
 
-    python restore/infer.py -i INPUT -o OUTDIR [--weights FILE | --onnx MODEL] [--opt network.yml] [--tile N|auto]
+    restore infer -i INPUT -o OUTDIR [--weights FILE | --onnx MODEL] [--opt network.yml] [--tile N|auto]
         [--tile-overlap N] [--precision fp32|bf16|fp16] [--device cpu|cuda|cuda:1] [--suffix S]
         [--ext png|same] [--recursive] [--overwrite] [--threads N]
 
@@ -15,14 +15,6 @@ image, 2 unusable arguments, weights or options, 130 interrupted (Ctrl-C or SIGT
 """
 
 from __future__ import annotations
-
-if __package__ in (None, ""):  # run as a file: import the package from this checkout, not from restore/ itself
-    import pathlib
-    import sys
-
-    _HERE = pathlib.Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
-    sys.path.insert(0, str(_HERE.parent))
 
 import argparse
 import logging

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 PROG = "restore lam"
 
@@ -44,7 +44,7 @@ def _parse_window(text: str) -> tuple[int, int, int]:
     return values[0], values[1], values[2] if len(values) == 3 else 16
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     from restore.commands.common import PARAM_KEY_HELP, CommandParser
 
     parser = CommandParser(
@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from restore.data.image_io import ImageReadError
     from restore.engine.loading import ModelLoadError
 
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         return _run(args)
     except (_Fail, LamError, ImageReadError, ModelLoadError) as err:

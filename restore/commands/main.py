@@ -1,4 +1,4 @@
-"""The ``restore`` command.
+"""The ``restore`` command: dispatches to one module per sub-command in :mod:`restore.commands`.
 
     restore infer   -i IN -o OUT [--weights W] [...] restore image files with any supported model
     restore upscale -i IN -o OUT [--weights W] [...] the same, refusing models that do not upscale
@@ -12,24 +12,22 @@
 
 Without ``--weights``, ``infer`` and ``upscale`` use the bundled x4 demo model (``restore.assets.DEFAULT_WEIGHTS``),
 as ``python restore/infer.py`` does.
-Sub-commands import their modules only when they run, so ``restore info`` does not pay for training code.
+Sub-commands import their modules only when they run, so ``restore info`` does not pay for training code. Every
+sub-command follows the conventions of :mod:`restore.commands.common` (error lines, defaults in help, exit statuses).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-import yaml
-
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]
 
 
 def _infer(task: str | None) -> Callable[[list[str], str], int]:
     def run(argv: list[str], prog: str) -> int:
-        from restore.infer import main as infer_main
+        from restore.commands.infer import main as infer_main
 
         return infer_main(argv, prog=prog, task=task)
 
@@ -63,57 +61,16 @@ def _delegate(module: str) -> Callable[[list[str], str], int]:
     return run
 
 
-def info_parser(prog: str = "restore info") -> argparse.ArgumentParser:
-    """The options of ``restore info``."""
-    from restore.commands.common import PARAM_KEY_HELP, CommandParser
-
-    parser = CommandParser(
-        prog=prog, description="Show what a checkpoint holds.", exit_statuses="Exit status: 0 done; 2 unusable weights."
-    )
-    parser.add_argument("weights", help="checkpoint (.pth/.pt/.safetensors)")
-    parser.add_argument("--opt", help="YAML whose network_g builds the network (default: detect)")
-    parser.add_argument("--param-key", default=None, help=PARAM_KEY_HELP)
-    return parser
-
-
-def _info(argv: list[str], prog: str) -> int:
-    args = info_parser(prog).parse_args(argv)
-    from restore.engine.forward import network_spec
-    from restore.engine.loading import ModelLoadError, load_model, network_options_from_yaml, task_of
-
-    try:
-        network_g = network_options_from_yaml(args.opt) if args.opt else None
-        param_key = args.param_key or "params_ema"
-        model = load_model(args.weights, network_g, param_key=param_key, require_key=args.param_key is not None)
-    except ModelLoadError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    spec = network_spec(model.net)
-    source = "detected from the weights" if model.detected else f"from {args.opt}"
-    print(f"file:         {args.weights}")
-    print(f"architecture: {model.network_g['type']} ({source})")
-    print(f"task:         {task_of(model.net)}")
-    print(f"scale:        {spec.scale}")
-    print(f"pad multiple: {spec.pad_multiple}")
-    print(f"fp16 safe:    {'yes' if spec.supports_fp16 else 'no (use bf16)'}")
-    print(f"parameters:   {model.parameters:,}")
-    print("network_g:")
-    print(
-        "  " + yaml.safe_dump(model.network_g, sort_keys=False, default_flow_style=None).rstrip().replace("\n", "\n  ")
-    )
-    return 0
-
-
 COMMANDS: dict[str, tuple[Callable[[list[str], str], int], str]] = {
     "infer": (_infer(None), "restore image files with any supported model (default: the bundled x4 demo model)"),
     "upscale": (_infer("upscale"), "super-resolve image files; the model must upscale (default: bundled x4 demo)"),
     "derain": (_infer("derain"), "remove rain from image files with a deraining model (--weights required)"),
-    "info": (_info, "show the detected architecture, network_g and parameter count of a checkpoint"),
-    "export": (_delegate("restore.export.cli"), "export a checkpoint to ONNX, verified with ONNX Runtime"),
-    "test": (_delegate("restore.test"), "evaluate a model on the datasets of an option file (-opt)"),
-    "train": (_delegate("restore.train"), "train a model from an option file (-opt)"),
-    "compare": (_delegate("restore.analysis.compare"), "figures of zoomed crops with PSNR/SSIM, and an index.html"),
-    "lam": (_delegate("restore.analysis.lam_cli"), "Local Attribution Maps (LAM) of one SR window, with the DI"),
+    "info": (_delegate("restore.commands.info"), "a checkpoint's detected architecture, network_g and parameter count"),
+    "export": (_delegate("restore.commands.export"), "export a checkpoint to ONNX, verified with ONNX Runtime"),
+    "test": (_delegate("restore.commands.test"), "evaluate a model on the datasets of an option file (-opt)"),
+    "train": (_delegate("restore.commands.train"), "train a model from an option file (-opt)"),
+    "compare": (_delegate("restore.commands.compare"), "figures of zoomed crops with PSNR/SSIM, and an index.html"),
+    "lam": (_delegate("restore.commands.lam"), "Local Attribution Maps (LAM) of one SR window, with the DI"),
 }
 
 

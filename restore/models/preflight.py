@@ -6,7 +6,7 @@ for the GAN stage), the ``train`` settings, optimizer and schedule, the Real-ESR
 (``path.pretrain_network_g``/``_d``, ``path.resume_state``, the VGG weights of a ``PerceptualLoss``) and the
 datasets: folders, pairing, whether they can feed the configured batch, and
 whether every training image is at least ``gt_size`` pixels (read from the file headers). The resume state (named,
-or the newest one with ``--auto_resume``) is read by :func:`restore.models.runner.main` in the same pass.
+or the newest one with ``--auto_resume``) is read by :func:`restore.commands.train.main` in the same pass.
 """
 
 from __future__ import annotations

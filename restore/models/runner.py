@@ -1,4 +1,4 @@
-"""``python restore/train.py -opt X.yml``: the training loop, checkpoints, resumption and validation.
+"""The training loop behind ``restore train`` (:mod:`restore.commands.train`): checkpoints, resumption, validation.
 
 Usage::
 
@@ -19,7 +19,6 @@ interrupted (Ctrl-C or SIGTERM; saved states are complete files, ``--auto_resume
 
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 import shutil
@@ -60,11 +59,9 @@ from restore.models.training_state import (
 )
 from restore.models.validation import BestMetrics, validate
 from restore.utils.files import atomic_path
-from restore.utils.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
 from restore.utils.options import OptionsError, load_options
-from restore.utils.threads import set_threads
 
-__all__ = ["TrainingInterrupted", "build_parser", "main", "parse_args", "preflight", "train"]
+__all__ = ["USAGE_ERRORS", "USER_ERRORS", "TrainingInterrupted", "load_train_options", "preflight", "train"]
 
 #: Errors with a self-explanatory one-line message: printed without a traceback (which goes to the log file).
 USER_ERRORS = (
@@ -83,32 +80,6 @@ USAGE_ERRORS = (OptionsError, CheckpointError)
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during training; ``args[0]`` is the one-line report (iteration, last saved state)."""
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The options of ``restore train``."""
-    from restore.commands.common import CommandParser
-
-    parser = CommandParser(
-        prog="restore train",
-        description="Train or fine-tune a restoration network. A pre-flight pass reports every problem of the "
-        "option file, its paths and data before anything is created under experiments/.",
-        exit_statuses="Exit status: 0 done; 1 training failed (data, non-finite loss); 2 unusable options, flags or "
-        "weights (every pre-flight problem); 130 interrupted (--auto_resume continues).",
-    )
-    parser.add_argument("-opt", "--opt", required=True, help="BasicSR-format training option file (.yml)")
-    parser.add_argument("--launcher", choices=dist_utils.LAUNCHERS, default="none", help="'pytorch' under torchrun")
-    parser.add_argument("--auto_resume", action="store_true", help="continue from the newest complete state")
-    parser.add_argument("--debug", action="store_true", help="debug_ name, log every iteration, save/validate every 8")
-    parser.add_argument(
-        "--force_yml", nargs="+", default=[], help="overrides such as train:total_iter=1000 (default: none)"
-    )
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
-    return parser
 
 
 def load_train_options(
@@ -510,22 +481,6 @@ def _undo_experiment(experiment: Experiment) -> None:
         print(f"{experiment.root}: left as it was (this run stopped before its first iteration)", file=sys.stderr)
 
 
-def _report_failure(err: BaseException, dist: DistInfo) -> None:
-    """One line on stderr; the full traceback goes to the log file only (if the log is open)."""
-    message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    where = f" (rank {dist.rank})" if dist.enabled else ""
-    for line in getattr(err, "problems", None) or [message]:
-        print(f"{PROG}: error{where}: {line}", file=sys.stderr)
-    logger = logging.getLogger("restore.train")
-    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "training failed", (), sys.exc_info())
-    for handler in logger.handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
-
-
-PROG = "restore train"
-
-
 def preflight(opt: dict[str, Any], auto_resume: bool, dist: DistInfo) -> tuple[list[str], Any, list[str]]:
     """Every problem that would stop the run before its first iteration (see :mod:`restore.models.preflight`),
     plus the resume state: ``(problems, resume point or None, notes on skipped states)``."""
@@ -540,40 +495,3 @@ def preflight(opt: dict[str, Any], auto_resume: bool, dist: DistInfo) -> tuple[l
         label = "--auto_resume" if auto_resume else "path.resume_state"
         problems.append(f"{label}: {err.args[0] if isinstance(err, KeyError) and err.args else err}")
     return problems, resume, notes
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``restore train`` and ``restore/train.py``); returns the exit status.
-
-    A pre-flight pass reports every problem of the option file, its paths and data (one ``restore train: error:``
-    line each, exit 2) before anything is created under ``experiments/`` or an earlier run is archived.
-    """
-    args = parse_args(argv)
-    if args.local_rank is not None:
-        print("note: --local_rank is ignored; ranks come from torchrun's environment (LOCAL_RANK)", file=sys.stderr)
-    try:
-        set_threads()
-    except ValueError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    dist = dist_utils.init_distributed(args.launcher)
-    try:
-        with sigterm_as_interrupt():
-            problems: list[str] = []
-            opt = load_train_options(args.opt, args.force_yml, args.debug, problems)
-            found, resume, notes = preflight(opt, args.auto_resume, dist)
-            problems += found
-            if problems:
-                raise OptionsError(problems)
-            train(opt, dist, auto_resume=args.auto_resume, option_file=args.opt, resume=resume, notes=notes)
-    except KeyboardInterrupt as err:
-        message = err.args[0] if isinstance(err, TrainingInterrupted) else "interrupted before training started"
-        print(f"{PROG}: {message}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except USER_ERRORS as err:
-        _report_failure(err, dist)
-        return 2 if isinstance(err, USAGE_ERRORS) else 1
-    finally:
-        close_logger()
-        dist_utils.shutdown(dist)
-    return 0

@@ -12,8 +12,9 @@ import pytest
 from compare_data import make_folders
 
 from restore.analysis import compare as cmp
-from restore.analysis.compare import Box, auto_box, compare_folders, main, make_figure, match_results
+from restore.analysis.compare import Box, auto_box, compare_folders, make_figure, match_results
 from restore.cli import main as cli_main
+from restore.commands.compare import main
 from restore.metrics import calculate_psnr, calculate_ssim
 
 

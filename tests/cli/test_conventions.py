@@ -17,14 +17,15 @@ import cv2
 import numpy as np
 import pytest
 
-from restore.analysis.compare import build_parser as compare_parser
-from restore.analysis.lam_cli import _parser as lam_parser
-from restore.cli import COMMANDS, info_parser
+from restore.cli import COMMANDS
 from restore.cli import main as cli_main
-from restore.evaluate import build_parser as benchmark_parser
-from restore.export.cli import build_parser as export_parser
-from restore.infer import build_parser as infer_parser
-from restore.models.runner import build_parser as train_parser
+from restore.commands.compare import build_parser as compare_parser
+from restore.commands.export import build_parser as export_parser
+from restore.commands.infer import build_parser as infer_parser
+from restore.commands.info import build_parser as info_parser
+from restore.commands.lam import build_parser as lam_parser
+from restore.commands.test import build_parser as benchmark_parser
+from restore.commands.train import build_parser as train_parser
 
 REPO = Path(__file__).resolve().parents[2]
 PARSERS = {

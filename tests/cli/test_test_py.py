@@ -21,8 +21,9 @@ from torch import nn
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
+from restore.commands.test import main
 from restore.data.imresize import imresize
-from restore.evaluate import main, run_benchmark
+from restore.evaluate import run_benchmark
 from restore.metrics import calculate_niqe, calculate_psnr, calculate_ssim
 from restore.utils.options import load_options
 

@@ -20,7 +20,7 @@ from real_helpers import (
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
-from restore.models.runner import main
+from restore.commands.train import main
 from restore.utils.options import load_options
 
 OPTIONS = Path(__file__).resolve().parents[2] / "options" / "train"

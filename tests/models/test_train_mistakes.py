@@ -12,8 +12,8 @@ from train_helpers import TINY_HAT, train_options, write_options
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
+from restore.commands.train import main
 from restore.models.restoration import RestorationModel
-from restore.models.runner import main
 
 one_thread = one_thread_fixture()
 

@@ -14,10 +14,11 @@ from train_helpers import TINY_HAT, train_options, write_options
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
+from restore.commands.train import main
 from restore.data.image_io import read_image
 from restore.engine import infer
 from restore.metrics import calculate_psnr
-from restore.models.runner import load_train_options, main
+from restore.models.runner import load_train_options
 from restore.models.validation import to_uint8_bgr
 
 
