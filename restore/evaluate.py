@@ -71,6 +71,13 @@ class MetricSpec:
         """Full-reference metrics take the GT image as ``img2``; no-reference ones (NIQE) do not."""
         return "img2" in inspect.signature(self.fn).parameters
 
+    @property
+    def effective_options(self) -> dict[str, Any]:
+        """Every keyword option the metric runs with: the function's defaults, overridden by the option file."""
+        params = inspect.signature(self.fn).parameters.values()
+        defaults = {p.name: p.default for p in params if p.default is not p.empty and p.name not in ("img", "img2")}
+        return {**defaults, **self.options}
+
 
 @dataclass
 class DatasetResult:
@@ -384,7 +391,7 @@ def write_reports(results: Sequence[DatasetResult], specs: Sequence[MetricSpec],
         "pretrain_network_g": (opt.get("path") or {}).get("pretrain_network_g"),
         "precision": opt.get("precision"),
         "tile": opt.get("tile"),
-        "metrics": {s.name: {"type": s.type, "better": s.better, **s.options} for s in specs},
+        "metrics": {s.name: {"type": s.type, "better": s.better, **s.effective_options} for s in specs},
         "datasets": {
             r.name: {
                 "count": len(r.images),
