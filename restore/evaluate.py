@@ -496,6 +496,7 @@ def _run(
               "whole)" if engine["tile"] else "whole images (no tiling)")  # fmt: skip
     seeded = "" if seed is None else f", manual_seed {seed}"
     log(f"{opt.get('name')}: {type(net).__name__} on {run_device}, precision {engine['precision']}, {tiling}{seeded}")
+    log(f"results and log go to {root}")
     results = []
     for name, dataset in datasets:
         result = evaluate_dataset(net, name, dataset, specs, opt, log)

@@ -146,3 +146,5 @@ def test_test_without_dataroot_lq_says_how_the_lq_is_made(tmp_path: Path) -> Non
     assert said == ["datasets.test_1: no dataroot_lq: the LQ images are made from the GT by MATLAB bicubic "
                     "downscaling by 2"]  # fmt: skip
     assert lines.index(said[0]) < 3  # before the network runs
+    first_result = next(i for i, line in enumerate(lines) if line.startswith("G: 1 images"))
+    assert first_result <= 10 and f"results and log go to {tmp_path / 'results' / 'gt_only'}" in lines[:first_result]
