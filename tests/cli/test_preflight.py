@@ -148,3 +148,14 @@ def test_test_without_dataroot_lq_says_how_the_lq_is_made(tmp_path: Path) -> Non
     assert lines.index(said[0]) < 3  # before the network runs
     first_result = next(i for i, line in enumerate(lines) if line.startswith("G: 1 images"))
     assert first_result <= 10 and f"results and log go to {tmp_path / 'results' / 'gt_only'}" in lines[:first_result]
+
+
+def test_custom_fine_tuning_file_as_shipped_lists_what_to_provide(tmp_path: Path) -> None:
+    done = restore(tmp_path, "train", "-opt", REPO / "options" / "train" / "finetune_Real_HAT_GAN_custom.yml")
+    assert done.returncode == 2
+    lines = error_lines(done, "restore train")
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("path.pretrain_network_g: ") and lines[0].endswith("checkpoint file not found")
+    assert "vgg19 weights not found" in lines[1]
+    assert lines[2] == f"{tmp_path / 'datasets/MyPhotos/HR_sub'}: datasets.MyPhotos.dataroot_gt folder not found"
+    assert not (tmp_path / "experiments").exists()
