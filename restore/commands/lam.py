@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-i", "--input", required=True, help="LR input image")
     parser.add_argument("-o", "--output", required=True, help="output folder")
     parser.add_argument(
-        "--window", required=True, type=_parse_window, help="x,y[,size]: top-left column, row and side in SR pixels"
+        "--window",
+        required=True,
+        type=_parse_window,
+        help="x,y[,size]: top-left column, row and side in SR pixels (default size: 16)",
     )
     parser.add_argument("--weights", help="checkpoint of the model (default: the bundled x4 demo model)")
     parser.add_argument("--opt", help="YAML whose network_g builds the --weights model (default: detect)")

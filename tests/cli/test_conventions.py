@@ -109,3 +109,9 @@ def test_named_param_key_must_exist(command: str, tmp_path: Path, capsys: pytest
     assert err == [
         f"restore {command}: error: {weights}: no 'params_ema' entry (its entries are params); check --param-key"
     ]
+
+
+def test_defaults_that_were_missing_from_help_are_shown() -> None:
+    assert "(default: 0)" in " ".join(compare_parser().format_help().split())  # --crop-border
+    lam_help = " ".join(lam_parser().format_help().split())
+    assert "(default: 1)" in lam_help and "(default size: 16)" in lam_help  # --batch, the --window size
