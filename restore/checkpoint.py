@@ -113,6 +113,8 @@ def read_checkpoint(path: str | Path) -> Any:
             that needs arbitrary Python globals (refused: that would run code from the file).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, expected a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     kind = "safetensors" if path.suffix == ".safetensors" else _sniff(path)

@@ -1,4 +1,4 @@
-"""Benchmark runner behind ``restore test -opt options/test/X.yml`` (and ``python restore/test.py``).
+"""Benchmark runner behind ``restore test -opt options/test/X.yml`` (:mod:`restore.commands.test`).
 
 For every dataset under ``datasets:`` the network restores each LQ image (whole image, or tiled when the option
 file has a ``tile:`` block), the result is quantised to 8 bits like a saved PNG, and the ``val.metrics`` are
@@ -21,13 +21,11 @@ before any checkpoint is read for networks that declare float16 unsafe.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime
 import inspect
 import json
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,9 +37,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from restore.utils.options import OptionsError
+
 __all__ = [
-    "DatasetResult", "MetricSpec", "UnusableOptions", "build_parser", "check_options", "format_table", "main",
-    "run_benchmark",
+    "DatasetResult", "MetricSpec", "UnusableOptions", "check_options", "error_line", "file_problem", "format_table",
+    "preflight", "run_benchmark",
 ]  # fmt: skip
 
 #: Errors whose one-line message is the whole story (missing files, bad options, size mismatches).
@@ -51,8 +51,9 @@ USER_ERRORS = (OSError, ValueError, KeyError)
 DEFAULT_PARAM_KEY = "params"
 
 
-class UnusableOptions(ValueError):
-    """The option file asks for something that cannot give a meaningful benchmark (exit status 2)."""
+class UnusableOptions(OptionsError):
+    """The option file asks for something that cannot give a meaningful benchmark (exit status 2); ``problems``
+    lists every problem found, one line each."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,13 @@ class MetricSpec:
     def needs_reference(self) -> bool:
         """Full-reference metrics take the GT image as ``img2``; no-reference ones (NIQE) do not."""
         return "img2" in inspect.signature(self.fn).parameters
+
+    @property
+    def effective_options(self) -> dict[str, Any]:
+        """Every keyword option the metric runs with: the function's defaults, overridden by the option file."""
+        params = inspect.signature(self.fn).parameters.values()
+        defaults = {p.name: p.default for p in params if p.default is not p.empty and p.name not in ("img", "img2")}
+        return {**defaults, **self.options}
 
 
 @dataclass
@@ -132,30 +140,66 @@ def check_options(opt: dict[str, Any], allow_random_weights: bool = False, sourc
     """Refuse, before anything is read or written, option files that cannot give a meaningful benchmark.
 
     Raises:
-        UnusableOptions: no ``path.pretrain_network_g`` (unless ``allow_random_weights``), or ``precision: fp16``
-            for a ``network_g`` type whose class declares ``supports_fp16 = False``.
+        UnusableOptions: no ``network_g``, no ``path.pretrain_network_g`` (unless ``allow_random_weights``), and/or
+            ``precision: fp16`` for a ``network_g`` type whose class declares ``supports_fp16 = False``.
     """
-    from restore.utils.registry import ARCH_REGISTRY
+    problems = _option_problems(opt, allow_random_weights, source or str(opt.get("name")))
+    if problems:
+        raise UnusableOptions(problems)
 
-    where = source or str(opt.get("name"))
+
+def _option_problems(opt: dict[str, Any], allow_random_weights: bool, where: str) -> list[str]:
+    from restore.archs import ARCH_REGISTRY  # importing restore.archs registers the architectures
+
     network = opt.get("network_g") or {}
     if not network:
-        raise KeyError(f"{where}: network_g: missing (the network to evaluate)")
+        return [f"{where}: network_g: missing (the network to evaluate)"]
+    problems = []
     if not (opt.get("path") or {}).get("pretrain_network_g") and not allow_random_weights:
-        raise UnusableOptions(
+        problems.append(
             f"{where}: path.pretrain_network_g is empty: refusing to benchmark a randomly initialised "
             f"{network.get('type')}; set it to a checkpoint (or pass --allow-random-weights)"
         )
-    if (opt.get("precision") or "fp32") == "fp16":
+    cls = ARCH_REGISTRY.get(network["type"]) if network.get("type") in ARCH_REGISTRY else None
+    if (opt.get("precision") or "fp32") == "fp16" and getattr(cls, "supports_fp16", True) is False:
+        problems.append(
+            f"{where}: precision 'fp16' refused for {cls.__name__}: its activations exceed the float16 range "
+            "with trained weights (inf/NaN outputs); use 'bf16' or 'fp32'"
+        )
+    return problems
+
+
+def file_problem(path: str | None, key: str) -> str | None:
+    """One line when ``path`` (the value of option ``key``) is not a readable file: missing, or a folder."""
+    if not isinstance(path, str) or not path:
+        return None
+    found = Path(path)
+    if found.is_dir():
+        return f"{path}: {key} is a folder, expected a checkpoint file"
+    if not found.is_file():
+        return f"{path}: {key} not found (expected a checkpoint file)"
+    return None
+
+
+def preflight(opt: dict[str, Any], allow_random_weights: bool = False, source: str | None = None) -> list[str]:
+    """Every reason the benchmark cannot run, one line each, found without building the network or reading images.
+
+    Checks: ``network_g`` and its weights (``path.pretrain_network_g`` set and a file, unless
+    ``allow_random_weights``; ``precision: fp16`` for networks that refuse it), and every dataset (its type, its
+    folders and the GT/LQ pairing, by listing the files).
+    """
+    problems = _option_problems(opt, allow_random_weights, source or str(opt.get("name")))
+    problem = file_problem((opt.get("path") or {}).get("pretrain_network_g"), "path.pretrain_network_g")
+    if problem:
+        problems.append(problem)
+    if not opt.get("datasets"):
+        problems.append(f"{source or opt.get('name')}: datasets: no test dataset given")
+    for key, dataset_opt in (opt.get("datasets") or {}).items():
         try:
-            cls = ARCH_REGISTRY.get(network.get("type"))
-        except KeyError as err:
-            raise KeyError(f"{where}: network_g.type: {err.args[0]}") from None
-        if getattr(cls, "supports_fp16", True) is False:
-            raise UnusableOptions(
-                f"{where}: precision 'fp16' refused for {cls.__name__}: its activations exceed the float16 range "
-                "with trained weights (inf/NaN outputs); use 'bf16' or 'fp32'"
-            )
+            build_datasets({**opt, "datasets": {key: dataset_opt}})
+        except USER_ERRORS as err:
+            problems.append(error_line(err))
+    return problems
 
 
 def select_params(checkpoint: Any, param_key: str | None, log: Callable[[str], None]) -> tuple[Any, str | None]:
@@ -379,7 +423,7 @@ def write_reports(results: Sequence[DatasetResult], specs: Sequence[MetricSpec],
         "pretrain_network_g": (opt.get("path") or {}).get("pretrain_network_g"),
         "precision": opt.get("precision"),
         "tile": opt.get("tile"),
-        "metrics": {s.name: {"type": s.type, "better": s.better, **s.options} for s in specs},
+        "metrics": {s.name: {"type": s.type, "better": s.better, **s.effective_options} for s in specs},
         "datasets": {
             r.name: {
                 "count": len(r.images),
@@ -436,10 +480,11 @@ def run_benchmark(
         One :class:`DatasetResult` per dataset, in option-file order.
 
     Raises:
-        UnusableOptions: see :func:`check_options` (raised before the results folder is touched).
+        UnusableOptions: every problem that :func:`preflight` finds (raised before the results folder is touched).
     """
-    if net is None:
-        check_options(opt, allow_random_weights, source)
+    problems = preflight(opt, allow_random_weights, source) if net is None else []
+    if problems:
+        raise UnusableOptions(problems)
     root = Path(opt["path"]["results_root"])
     stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
     archived = archive_results(root, stamp)
@@ -451,11 +496,12 @@ def run_benchmark(
         try:
             return _run(opt, net, device, root, log)
         except USER_ERRORS as err:
-            handle.write(f"error: {_one_line(err)}\n")
+            handle.write(f"error: {error_line(err)}\n")
             raise
 
 
-def _one_line(err: BaseException) -> str:
+def error_line(err: BaseException) -> str:
+    """The one-line message of an error (a ``KeyError``'s message without the quotes ``str`` adds)."""
     return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
 
 
@@ -466,6 +512,10 @@ def _run(
     for key in opt.get("skipped_datasets") or []:
         log(f"datasets.{key}: null, skipped")
     datasets = build_datasets(opt)
+    for key, dataset_opt in (opt.get("datasets") or {}).items():
+        if dataset_opt.get("dataroot_gt") and not dataset_opt.get("dataroot_lq") and dataset_opt.get("scale", 1) > 1:
+            log(f"datasets.{key}: no dataroot_lq: the LQ images are made from the GT by MATLAB bicubic "
+                f"downscaling by {dataset_opt['scale']}")  # fmt: skip
     run_device = choose_device(opt, None if device is None else str(device))
     seed = opt.get("manual_seed")
     if seed is not None:
@@ -478,6 +528,7 @@ def _run(
               "whole)" if engine["tile"] else "whole images (no tiling)")  # fmt: skip
     seeded = "" if seed is None else f", manual_seed {seed}"
     log(f"{opt.get('name')}: {type(net).__name__} on {run_device}, precision {engine['precision']}, {tiling}{seeded}")
+    log(f"results and log go to {root}")
     results = []
     for name, dataset in datasets:
         result = evaluate_dataset(net, name, dataset, specs, opt, log)
@@ -495,53 +546,3 @@ def _run(
         log("nothing to measure (no metric applies to these datasets): no metrics.csv/metrics.json written")
     log(f"results in {root}")
     return results
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="restore test", description="Evaluate a network on the test datasets of a BasicSR-format option file."
-    )
-    parser.add_argument("-opt", "--opt", required=True, help="option file, e.g. options/test/HAT_SRx4.yml")
-    parser.add_argument(
-        "--force_yml",
-        nargs="+",
-        default=[],
-        metavar="KEY:SUBKEY=VALUE",
-        help="override options, e.g. val:save_img=true",
-    )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: from num_gpu and CUDA)")
-    parser.add_argument(
-        "--allow-random-weights",
-        action="store_true",
-        help="evaluate network_g randomly initialised when path.pretrain_network_g is empty (refused otherwise)",
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (errors are one line on stderr).
-
-    0: done; 2: unusable options, weights or ``--device`` (no weights, refused precision, a wrong key or type, an
-    unreadable checkpoint, a device this machine lacks); 1: any other error (missing data, ...).
-    """
-    from restore.checkpoint import CheckpointError
-    from restore.engine.loading import check_device
-    from restore.utils.options import OptionsError, load_options
-
-    args = build_parser().parse_args(argv)
-    try:
-        if args.device is not None:
-            check_device(args.device)  # before anything is loaded
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
-        opt = load_options(args.opt, force_yml=args.force_yml, is_train=False)
-        run_benchmark(opt, device=args.device, allow_random_weights=args.allow_random_weights, source=args.opt)
-    except (UnusableOptions, OptionsError, CheckpointError) as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except USER_ERRORS as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
-        return 1
-    return 0

@@ -1,7 +1,7 @@
 """Train or fine-tune: ``python restore/train.py -opt options/train/X.yml [--auto_resume] [--launcher pytorch]``.
 
 Multi-GPU: ``torchrun --nproc_per_node=N restore/train.py -opt X.yml --launcher pytorch``.
-See ``restore.models.runner`` for the options and the checkpoint layout.
+A thin script around :func:`restore.commands.train.main`; see ``restore.models.runner`` for the checkpoint layout.
 """
 
 import sys
@@ -10,7 +10,7 @@ from pathlib import Path
 if not __package__:  # run as a script: the repository root replaces restore/ itself at the head of sys.path
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from restore.models.runner import main
+from restore.commands.train import main
 
 __all__ = ["main"]
 

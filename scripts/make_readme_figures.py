@@ -78,8 +78,8 @@ def compare_png(out: Path, work: Path, panel_size: int = 256) -> tuple[Path, Box
 def lam_png(out: Path, work: Path, fold: int, crop: tuple[int, int, int], window: tuple[int, int, int]) -> Path:
     """``out``/lam.png: the labelled LAM figure of the demo model on a ``crop = (x, y, side)`` of the LR sample,
     for the ``window = (x, y, size)`` in SR pixels of that crop."""
-    from restore.analysis.lam_cli import main as lam_main
     from restore.assets import SAMPLE_IMAGE
+    from restore.commands.lam import main as lam_main
 
     x, y, side = crop
     lr = cv2.imread(str(SAMPLE_IMAGE))[y : y + side, x : x + side]

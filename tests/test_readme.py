@@ -239,18 +239,19 @@ def check_external(argv: list[str]) -> None:
         i for i, t in enumerate(argv) if PY_SCRIPT.match(t)) + 1  # fmt: skip
     args = argv[start:]
     if script == "infer":
-        from restore.infer import build_parser
+        from restore.commands.infer import build_parser
 
         build_parser().parse_args(args)
     elif script == "test":
-        from restore.evaluate import build_parser
+        from restore.commands.test import build_parser
         from restore.utils.options import load_options
 
         parsed = build_parser().parse_args(args)
         if "/" in parsed.opt:
             load_options(REPO / parsed.opt, force_yml=parsed.force_yml)
     elif script == "train":
-        from restore.models.runner import load_train_options, parse_args
+        from restore.commands.train import parse_args
+        from restore.models.runner import load_train_options
 
         parsed = parse_args(args)
         if "/" in parsed.opt:

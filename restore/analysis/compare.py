@@ -17,11 +17,9 @@ as ``0801x4``); a result that fits several GT stems goes to the longest.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +35,8 @@ from restore.metrics import calculate_psnr, calculate_ssim
 from restore.metrics._prepare import y_channel_hwc
 
 __all__ = [
-    "Box", "CompareResult", "FigureGeometry", "auto_box", "compare_folders", "figure_layout", "main", "make_figure",
-    "match_results", "plan_zoom",
+    "Box", "CompareError", "CompareResult", "FigureGeometry", "auto_box", "compare_folders", "figure_layout",
+    "make_figure", "match_results", "plan_zoom",
 ]  # fmt: skip
 
 #: Smallest box side: SSIM's 11x11 window must fit in the crop.
@@ -563,53 +561,3 @@ def _compare_one(
     links = {} if plan.fmt == "png" else {f"{plan.fmt.upper()} figure": relative_href(figure_path, out_dir)}
     return Section(stem, columns, rows, first_header="method", figure=relative_href(shown, out_dir),
                    images=hrefs, note=f"box {chosen} (x, y, w, h)", figure_links=links)  # fmt: skip
-
-
-def _parse_box(text: str) -> Box:
-    parts = text.split(",")
-    if len(parts) != 4 or not all(p.strip().lstrip("-").isdigit() for p in parts):
-        raise argparse.ArgumentTypeError(f"expected x,y,w,h (four integers), got {text!r}")
-    return Box(*(int(p) for p in parts))
-
-
-def build_parser(prog: str = "restore compare") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Paper-style comparison figures (GT with a box, zoomed crops with PSNR/SSIM) and an index.html.",
-    )
-    parser.add_argument("results", nargs="+", type=Path, metavar="RESULT_DIR", help="one folder per method")
-    parser.add_argument("--gt", required=True, type=Path, help="folder of ground-truth images")
-    parser.add_argument("-o", "--output", required=True, type=Path, help="folder for the figures and index.html")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--box", type=_parse_box, help="x,y,w,h of the zoomed window (x = column of its left edge)")
-    where.add_argument("--auto-box", action="store_true", help="window where the methods differ most (default)")
-    parser.add_argument("--box-size", type=int, help="side of the --auto-box window (default about min(H, W) / 8)")
-    parser.add_argument("--names", nargs="+", help="one label per result folder (default: folder names)")
-    parser.add_argument("--crop-border", type=int, default=0, help="pixels ignored at each edge by the metrics")
-    parser.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on the BT.601 Y channel")
-    parser.add_argument("--panel-size", type=int, default=PANEL_SIZE, help="side of each crop panel in pixels")
-    parser.add_argument("--format", choices=FORMATS, default="png", help="figure file format (crops stay raster)")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, prog: str = "restore compare") -> int:
-    """Command-line entry point: 0 when every matched image got a figure, 1 when some were skipped, 2 on bad
-    flags or folders."""
-    args = build_parser(prog).parse_args(argv)
-    if args.crop_border < 0:
-        print(f"{prog}: error: --crop-border must be >= 0, got {args.crop_border}", file=sys.stderr)
-        return 2
-    try:
-        result = compare_folders(
-            args.gt, args.results, args.output, args.names, args.box, args.box_size, args.crop_border, args.y_channel,
-            panel_size=args.panel_size, fmt=args.format,
-        )  # fmt: skip
-    except CompareError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(result.figures)} figures and {result.report}; skipped {len(result.skipped)} images")
-    return 1 if result.skipped else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

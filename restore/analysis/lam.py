@@ -216,13 +216,13 @@ def check_window(
     where = f"window x={x}, y={y}, size={window} on the {sw}x{sh} SR image (x = column, y = row)"
     if window < 1:
         raise LamError(f"{where}: the size must be at least 1")
+    if strict and (x < 0 or y < 0 or x + window > sw or y + window > sh):
+        raise LamError(f"{where}: the window must lie inside the image (with size {window}: x in "
+                       f"0..{sw - window}, y in 0..{sh - window})")  # fmt: skip
     if x < 0 or y < 0 or x >= sw - 1 or y >= sh - 1:
         raise LamError(f"{where}: the window is outside the image (x must be in 0..{sw - 2}, y in 0..{sh - 2})")
-    if strict:
-        if x + window > sw or y + window > sh:
-            raise LamError(f"{where}: the window runs past the image (x + size <= {sw}, y + size <= {sh})")
-        if scale > 1 and (x % scale or y % scale or window % scale):
-            raise LamError(f"{where}: x, y and size must be multiples of the scale {scale} (aligned to LR pixels)")
+    if strict and scale > 1 and (x % scale or y % scale or window % scale):
+        raise LamError(f"{where}: x, y and size must be multiples of the scale {scale} (aligned to LR pixels)")
     return x, y, min(window, sw - 1 - x), min(window, sh - 1 - y)
 
 

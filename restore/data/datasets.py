@@ -75,6 +75,8 @@ def pair_paths(
         FileNotFoundError: a folder, or the LQ file that a GT file needs (both named).
         ValueError: the LQ folder holds images that no GT image pairs with (folder mode).
     """
+    if not os.path.isdir(gt_folder):
+        raise FileNotFoundError(f"{gt_folder}: dataroot_gt folder not found")
     if meta_info_file:
         gt_paths = [os.path.join(gt_folder, name) for name in read_meta_info(meta_info_file)]
     else:

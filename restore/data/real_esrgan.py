@@ -157,6 +157,8 @@ class RealESRGANDataset(Dataset):
         folder = opt.get("dataroot_gt")
         if not folder:
             raise ValueError(f"{where}.dataroot_gt: missing (a folder of GT images, see datasets/README.md)")
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"{folder}: {where}.dataroot_gt folder not found")
         if opt.get("meta_info"):
             self.paths = [os.path.join(folder, name) for name in read_meta_info(opt["meta_info"])]
         else:

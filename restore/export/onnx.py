@@ -31,10 +31,15 @@ from torch import Tensor, nn
 from restore.engine.forward import PRECISIONS, check_precision, network_spec
 from restore.export.runtime import OnnxNetwork, require
 
-__all__ = ["DEFAULT_OPSET", "DEFAULT_TILE", "TOLERANCES", "ExportError", "ExportReport", "VerificationError", "to_onnx"]
+__all__ = [
+    "DEFAULT_OPSET", "DEFAULT_TILE", "MIN_OPSET", "TOLERANCES", "ExportError", "ExportReport", "VerificationError",
+    "max_opset", "opset_range", "to_onnx",
+]  # fmt: skip
 
 DEFAULT_TILE = 256
 DEFAULT_OPSET = 18
+#: The lowest opset the exporter writes as asked (torch's dynamo exporter; lower requests are not honoured).
+MIN_OPSET = 18
 #: Largest accepted max-abs difference between ONNX Runtime and PyTorch float32, per export precision.
 TOLERANCES = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 2e-2}
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -161,6 +166,32 @@ def _linear_time_rewrites() -> Iterator[None]:
         rewriter._DEFAULT_REWRITE_RULES = rules
 
 
+def max_opset() -> int:
+    """The highest opset the installed torch exporter supports."""
+    try:
+        from torch.onnx._constants import ONNX_MAX_OPSET
+    except ImportError:  # a torch without the constant: the opset this module is tested with
+        return DEFAULT_OPSET
+    return int(ONNX_MAX_OPSET)
+
+
+def opset_range() -> str:
+    """``"18..23"``: the opsets :func:`to_onnx` accepts."""
+    return f"{MIN_OPSET}..{max_opset()}"
+
+
+def _check_output(path: Path) -> None:
+    for folder in path.parents:
+        if folder.is_file():
+            raise ExportError(f"{path}: {folder} is a file, not a folder")
+        if folder.is_dir():
+            break
+    if not path.parent.is_dir():
+        raise ExportError(f"{path}: output folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ExportError(f"{path}: is a folder; give a file name such as model.onnx")
+
+
 def _export(model: nn.Module, example: Tensor, target: Path, opset: int, dynamic: bool, multiple: int,
             metadata: Mapping[str, str]) -> None:  # fmt: skip
     dynamic_shapes = None
@@ -235,7 +266,7 @@ def to_onnx(
         dynamic: export height and width as dynamic axes (multiples of ``pad_multiple``, at least two of them).
         precision: ``"fp32"`` or ``"fp16"`` (refused for networks with ``supports_fp16 = False``); ``"bf16"`` is
             refused, since ONNX Runtime's CPU provider cannot run the bfloat16 graph to verify it.
-        opset: ONNX opset version (default 18).
+        opset: ONNX opset version, :data:`MIN_OPSET` to :func:`max_opset` (default 18).
         network_g: the options the network was built from, stored in the metadata.
         seed: seed of the random verification input.
 
@@ -248,11 +279,18 @@ def to_onnx(
         require(module)
     if not isinstance(net, nn.Module):
         raise ExportError(f"expected a torch.nn.Module to export, got {type(net).__name__}")
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= max_opset():
+        raise ExportError(f"opset {opset!r}: the exporter supports opsets {opset_range()}")
     name = type(net).__name__
     try:
         spec = network_spec(net)
         check_precision(precision, spec, net)
     except (AttributeError, ValueError) as err:
+        if precision == "fp16" and "refused" in str(err):
+            raise ExportError(
+                f"precision fp16 refused for {name}: its activations exceed the float16 range with trained weights "
+                "(inf/NaN outputs); export it with --precision fp32 (export refuses bf16 too)"
+            ) from None
         raise ExportError(str(err)) from None
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -262,10 +300,7 @@ def to_onnx(
             "export fp32 (or fp16 where the network allows it) and let the target runtime pick its precision"
         )
     path = Path(path)
-    if not path.parent.is_dir():
-        raise ExportError(f"{path}: output folder {path.parent} does not exist")
-    if path.is_dir():
-        raise ExportError(f"{path}: is a folder; give a file name such as model.onnx")
+    _check_output(path)
     multiple = spec.pad_multiple
     side = _round_tile(tile, multiple, name)
     if dynamic:

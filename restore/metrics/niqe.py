@@ -198,9 +198,8 @@ def calculate_niqe(
     input_order: str = "HWC",
     convert_to: str = "y",
     niqe_params_path: str | os.PathLike | None = None,
-    **kwargs,
 ) -> float:
-    """NIQE of one image (no reference needed; ``img2`` and other option keys are ignored).
+    """NIQE of one image (no reference image: the benchmark and validation pass none).
 
     Args:
         img: image on the 0..255 scale (uint8 or float), BGR for colour: (H, W, 3), (3, H, W) or gray (H, W).

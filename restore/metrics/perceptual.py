@@ -100,7 +100,6 @@ def calculate_lpips(
     version: str = "0.1",
     pnet_rand: bool = False,
     device: str | None = None,
-    **kwargs,
 ) -> float:
     """LPIPS distance between two images (0 for identical images; lower is better).
 

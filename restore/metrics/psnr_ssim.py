@@ -51,7 +51,6 @@ def calculate_psnr(
     input_order: str = "HWC",
     test_y_channel: bool = False,
     y_channel_uint8: bool = False,
-    **kwargs,
 ) -> float:
     """Peak signal-to-noise ratio in dB with peak 255.
 
@@ -61,7 +60,6 @@ def calculate_psnr(
         input_order: 'HWC' or 'CHW'.
         test_y_channel: compare the Y channel only (colour images).
         y_channel_uint8: round Y to uint8 before comparing (needs ``test_y_channel``).
-        **kwargs: other option-file keys (e.g. ``better``), ignored.
 
     Returns:
         ``10 log10(255^2 / mse)`` over all pixels and channels (float64); ``inf`` for identical images.
@@ -125,7 +123,6 @@ def calculate_ssim(
     test_y_channel: bool = False,
     y_channel_uint8: bool = False,
     auto_downsample: bool = False,
-    **kwargs,
 ) -> float:
     """Structural similarity (Wang et al. 2004), mean over the valid region and over channels.
 
@@ -171,7 +168,6 @@ def calculate_psnr_pt(
     crop_border: int,
     test_y_channel: bool = False,
     y_channel_uint8: bool = False,
-    **kwargs,
 ) -> torch.Tensor:
     """Batched PSNR on RGB (B, C, H, W) tensors in [0, 1]; returns float64 (B,) on their device.
 
@@ -207,7 +203,6 @@ def calculate_ssim_pt(
     test_y_channel: bool = False,
     y_channel_uint8: bool = False,
     auto_downsample: bool = False,
-    **kwargs,
 ) -> torch.Tensor:
     """Batched SSIM on RGB (B, C, H, W) tensors in [0, 1] (evaluated on x * 255 in float64); returns (B,)."""
     a, b = _prepare_pt(img, img2, crop_border, test_y_channel, y_channel_uint8, "calculate_ssim_pt")

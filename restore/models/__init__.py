@@ -4,7 +4,7 @@
 names (``SRModel``, ``HATModel``, ``DRCTModel``, ``ImageCleanModel``, ...) are aliases of
 :class:`RestorationModel`; the Real-ESRGAN MSE-stage names (``RealHATMSEModel``, ...) build
 :class:`RealESRNetModel` and the GAN-stage names (``RealHATGANModel``, ...) :class:`RealESRGANModel`.
-The command line lives in :mod:`restore.models.runner` (``main(argv)``).
+The command line lives in :mod:`restore.commands.train`; the loop in :mod:`restore.models.runner`.
 """
 
 from restore.models.adversarial import RealESRGANModel

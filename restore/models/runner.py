@@ -1,4 +1,4 @@
-"""``python restore/train.py -opt X.yml``: the training loop, checkpoints, resumption and validation.
+"""The training loop behind ``restore train`` (:mod:`restore.commands.train`): checkpoints, resumption, validation.
 
 Usage::
 
@@ -19,7 +19,6 @@ interrupted (Ctrl-C or SIGTERM; saved states are complete files, ``--auto_resume
 
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 import shutil
@@ -41,7 +40,14 @@ from restore.models import dist as dist_utils
 from restore.models.batch_augment import ProgressivePatches
 from restore.models.dist import DistInfo
 from restore.models.restoration import RestorationModel, build_model
-from restore.models.train_log import LogWindow, Trackers, close_logger, format_iteration, setup_logger
+from restore.models.train_log import (
+    LogWindow,
+    Trackers,
+    close_logger,
+    format_iteration,
+    log_to_file,
+    setup_logger,
+)
 from restore.models.training_state import (
     ResumePoint,
     capture_rng,
@@ -53,11 +59,9 @@ from restore.models.training_state import (
 )
 from restore.models.validation import BestMetrics, validate
 from restore.utils.files import atomic_path
-from restore.utils.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
 from restore.utils.options import OptionsError, load_options
-from restore.utils.threads import set_threads
 
-__all__ = ["TrainingInterrupted", "main", "parse_args", "train"]
+__all__ = ["USAGE_ERRORS", "USER_ERRORS", "TrainingInterrupted", "load_train_options", "preflight", "train"]
 
 #: Errors with a self-explanatory one-line message: printed without a traceback (which goes to the log file).
 USER_ERRORS = (
@@ -78,28 +82,22 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during training; ``args[0]`` is the one-line report (iteration, last saved state)."""
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="restore train", description="Train or fine-tune a restoration network.")
-    parser.add_argument("-opt", "--opt", required=True, help="BasicSR-format training option file (.yml)")
-    parser.add_argument("--launcher", choices=dist_utils.LAUNCHERS, default="none", help="'pytorch' under torchrun")
-    parser.add_argument("--auto_resume", action="store_true", help="continue from the newest complete state")
-    parser.add_argument("--debug", action="store_true", help="debug_ name, log every iteration, save/validate every 8")
-    parser.add_argument("--force_yml", nargs="+", default=[], help="overrides such as train:total_iter=1000")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+def load_train_options(
+    path: str, force_yml: Sequence[str], debug: bool, problems: list[str] | None = None
+) -> dict[str, Any]:
+    """Validated options; ``debug`` adds BasicSR's debug overrides (``debug_`` name, frequent logs and saves).
 
-
-def load_train_options(path: str, force_yml: Sequence[str], debug: bool) -> dict[str, Any]:
-    """Validated options; ``debug`` adds BasicSR's debug overrides (``debug_`` name, frequent logs and saves)."""
-    opt = load_options(path, force_yml=force_yml, is_train=True)
+    With ``problems``, key and type problems are collected there instead of raised (see ``load_options``).
+    """
     if not debug:
-        return opt
+        return load_options(path, force_yml=force_yml, is_train=True, problems=problems)
+    opt = load_options(path, force_yml=force_yml, is_train=True, problems=[])
     name = str(opt.get("name") or "run")
     extra = [f"name={name if name.startswith('debug') else 'debug_' + name}"]
     extra += ["logger:print_freq=1", "logger:save_checkpoint_freq=8"]
     if opt.get("val"):
         extra.append("val:val_freq=8")
-    return load_options(path, force_yml=[*force_yml, *extra], is_train=True)
+    return load_options(path, force_yml=[*force_yml, *extra], is_train=True, problems=problems)
 
 
 def training_device(opt: Mapping[str, Any], dist: DistInfo) -> torch.device:
@@ -419,10 +417,26 @@ def find_resume(opt: Mapping[str, Any], auto_resume: bool, notes: list[str] | No
     return None
 
 
-def train(opt: dict[str, Any], dist: DistInfo, *, auto_resume: bool = False, option_file: str | None = None) -> Trainer:
-    """Run a whole training from validated options; returns the finished :class:`Trainer`."""
-    notes: list[str] = []
-    resume = find_resume(opt, auto_resume, notes)
+_NOT_LOOKED = object()
+
+
+def train(
+    opt: dict[str, Any],
+    dist: DistInfo,
+    *,
+    auto_resume: bool = False,
+    option_file: str | None = None,
+    resume: Any = _NOT_LOOKED,
+    notes: Sequence[str] = (),
+) -> Trainer:
+    """Run a whole training from validated options; returns the finished :class:`Trainer`.
+
+    ``resume``/``notes``: the state that :func:`find_resume` found in a pre-flight (``None``: start fresh) and its
+    notes; by default it is looked up here.
+    """
+    notes = list(notes)
+    if resume is _NOT_LOOKED:
+        resume = find_resume(opt, auto_resume, notes)
     experiment = prepare_experiment(opt, option_file, fresh=resume is None and not auto_resume, dist=dist)
     trainer: Trainer | None = None
     try:
@@ -430,12 +444,16 @@ def train(opt: dict[str, Any], dist: DistInfo, *, auto_resume: bool = False, opt
         logger = setup_logger(log_file, dist.is_main)
         if experiment.archive_note:
             logger.warning(experiment.archive_note)
-        logger.info(f"restore training: torch {torch.__version__}, {dist.world_size} process(es)")
+        network = (opt.get("network_g") or {}).get("type")
+        logger.info(
+            f"{opt.get('name')}: model_type {opt.get('model_type') or 'SRModel'}, network_g {network}; "
+            f"torch {torch.__version__}, {dist.world_size} process(es); log {log_file}"
+        )
         for note in notes:
             logger.warning(note)
         for key in opt.get("skipped_datasets") or []:
             logger.info(f"datasets.{key}: null, skipped")
-        logger.info("options:\n" + yaml.safe_dump(opt, sort_keys=False))
+        log_to_file(logger, "options:\n" + yaml.safe_dump(opt, sort_keys=False))
         trainer = Trainer(opt, dist, logger, resume)
         trainer.run()
     except BaseException as err:
@@ -463,41 +481,17 @@ def _undo_experiment(experiment: Experiment) -> None:
         print(f"{experiment.root}: left as it was (this run stopped before its first iteration)", file=sys.stderr)
 
 
-def _report_failure(err: BaseException, dist: DistInfo) -> None:
-    """One line on stderr; the full traceback goes to the log file only (if the log is open)."""
-    message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    where = f" (rank {dist.rank})" if dist.enabled else ""
-    print(f"error{where}: {message}", file=sys.stderr)
-    logger = logging.getLogger("restore.train")
-    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "training failed", (), sys.exc_info())
-    for handler in logger.handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
+def preflight(opt: dict[str, Any], auto_resume: bool, dist: DistInfo) -> tuple[list[str], Any, list[str]]:
+    """Every problem that would stop the run before its first iteration (see :mod:`restore.models.preflight`),
+    plus the resume state: ``(problems, resume point or None, notes on skipped states)``."""
+    from restore.models.preflight import train_problems
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``restore train`` and ``restore/train.py``); returns the exit status."""
-    args = parse_args(argv)
-    if args.local_rank is not None:
-        print("note: --local_rank is ignored; ranks come from torchrun's environment (LOCAL_RANK)", file=sys.stderr)
+    problems = train_problems(opt, auto_resume=auto_resume, world_size=dist.world_size)
+    notes: list[str] = []
+    resume = None
     try:
-        set_threads()
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    dist = dist_utils.init_distributed(args.launcher)
-    try:
-        with sigterm_as_interrupt():
-            opt = load_train_options(args.opt, args.force_yml, args.debug)
-            train(opt, dist, auto_resume=args.auto_resume, option_file=args.opt)
-    except KeyboardInterrupt as err:
-        message = err.args[0] if isinstance(err, TrainingInterrupted) else "interrupted before training started"
-        print(f"restore train: {message}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        resume = find_resume(opt, auto_resume, notes)
     except USER_ERRORS as err:
-        _report_failure(err, dist)
-        return 2 if isinstance(err, USAGE_ERRORS) else 1
-    finally:
-        close_logger()
-        dist_utils.shutdown(dist)
-    return 0
+        label = "--auto_resume" if auto_resume else "path.resume_state"
+        problems.append(f"{label}: {err.args[0] if isinstance(err, KeyError) and err.args else err}")
+    return problems, resume, notes

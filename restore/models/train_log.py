@@ -32,6 +32,16 @@ def setup_logger(log_file: str | Path | None, is_main: bool = True) -> logging.L
     return logger
 
 
+def log_to_file(logger: logging.Logger, message: str) -> None:
+    """``message`` at INFO level to the log file only (the terminal stays short: e.g. the full option dump)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, (), None)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def close_logger() -> None:
     """Detach and close the handlers that :func:`setup_logger` installed."""
     logger = logging.getLogger(LOGGER_NAME)

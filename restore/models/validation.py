@@ -1,11 +1,13 @@
 """Validation during training: restore each image with the inference engine, score it with ``val.metrics``.
 
 Images are compared as BasicSR does: the network output and the GT are clamped to [0, 1], scaled to 0..255,
-rounded to uint8 and converted to BGR before ``METRIC_REGISTRY[type](img, img2, **kwargs)`` is called.
+rounded to uint8 and converted to BGR before ``METRIC_REGISTRY[type](img=..., img2=..., **options)`` is called
+(``img2`` only for full-reference metrics).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,6 +19,7 @@ from torch import nn
 
 from restore.engine import infer
 from restore.metrics import metric_direction  # importing restore.metrics registers the metrics
+from restore.utils.option_blocks import METRIC_OPTION_KEYS
 from restore.utils.registry import METRIC_REGISTRY
 
 __all__ = ["BestMetrics", "to_uint8_bgr", "validate"]
@@ -35,8 +38,12 @@ def to_uint8_bgr(img: torch.Tensor) -> np.ndarray:
 
 
 def _metric_call(name: str, spec: Mapping[str, Any], output: np.ndarray, gt: np.ndarray) -> float:
-    kwargs = {k: v for k, v in spec.items() if k not in ("type", "better")}
-    return float(METRIC_REGISTRY.get(spec["type"])(output, gt, **kwargs))
+    """One metric value; the reference image is passed only to full-reference metrics (NIQE takes none)."""
+    kwargs = {k: v for k, v in spec.items() if k not in METRIC_OPTION_KEYS}
+    fn = METRIC_REGISTRY.get(spec["type"])
+    if "img2" in inspect.signature(fn).parameters:
+        kwargs["img2"] = gt
+    return float(fn(img=output, **kwargs))
 
 
 class BestMetrics:

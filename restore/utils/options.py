@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["REPO_ROOT", "OptionsError", "load_options", "parse_force_yml", "validate_options"]
+__all__ = ["ACCEPTED_UNUSED", "REPO_ROOT", "OptionsError", "load_options", "parse_force_yml", "validate_options"]
 
 #: The checkout that holds ``restore/`` (official option files are written to be run from here).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,14 @@ _MISSING = object()
 
 
 class OptionsError(ValueError):
-    """A problem in an option file; the message is one line naming the file and key path."""
+    """Problems in an option file: one line each, naming the file and key path (``problems``; ``str`` joins them).
+
+    Validation does not stop at the first problem: every unknown key, wrong type and bad block is listed.
+    """
+
+    def __init__(self, message: str | Sequence[str]) -> None:
+        self.problems = [message] if isinstance(message, str) else list(message)
+        super().__init__("\n".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ DATASET = Section(
         "meta_info_file": _v(STR),
         "meta_info": _v(STR),  # RealESRGANDataset's file list (it ignores meta_info_file, as officially)
         "filename_tmpl": _v(STR, "{}"),
-        "io_backend": Section({"type": _v(STR, "disk")}, free=True),
+        "io_backend": Section({"type": _v(STR, "disk"), "db_paths": _v((str, list)), "client_keys": _v((str, list))}),
         "gt_size": _v(INT),
         "use_hflip": _v(BOOL),
         "use_rot": _v(BOOL),
@@ -107,11 +114,11 @@ _METRIC = Section(
     {
         "type": _v(STR),
         "crop_border": _v(INT, 0),
-        "test_y_channel": _v(BOOL, False),
-        "y_channel_uint8": _v(BOOL, False),
+        "test_y_channel": _v(BOOL),  # no default filled in: not every metric takes it (NIQE does not)
+        "y_channel_uint8": _v(BOOL),
         "better": _v(STR, None, choices=("higher", "lower")),  # None: the metric's own direction
     },
-    free=True,
+    free=True,  # the other keys are checked against the metric function's parameters (restore.utils.option_blocks)
 )
 
 _REAL_ESRGAN_TOP = (
@@ -204,6 +211,25 @@ SCHEMA = Section(
     }
 )
 
+#: Keys that official option files carry and that ``restore`` accepts without using, with the reason (``*`` stands
+#: for any dataset). Every other key is read by the code that its block feeds.
+ACCEPTED_UNUSED: dict[str, str] = {
+    "is_train": "set by the command itself (restore train / restore test)",
+    "dist_params.backend": "torchrun's environment and --launcher choose the process group",
+    "dist_params.port": "torchrun's environment and --launcher choose the process group",
+    "path.root": "set by the command itself (the current directory)",
+    "datasets.*.blur_kernel_size": "the official RealESRGANDataset ignores it too: kernel sides are drawn from 7..21",
+    "datasets.*.blur_kernel_size2": "the official RealESRGANDataset ignores it too: kernel sides are drawn from 7..21",
+    "datasets.*.meta_info_file": "RealESRGANDataset reads meta_info instead (PairedImageDataset and "
+    "SingleImageDataset do read it)",
+    "datasets.*.io_backend.db_paths": "only the disk backend is supported (io_backend.type: disk)",
+    "datasets.*.io_backend.client_keys": "only the disk backend is supported (io_backend.type: disk)",
+    "val.rgb2bgr": "images are always saved and scored as 8-bit BGR PNGs, as BasicSR does by default",
+    "val.use_image": "metrics are always computed on the 8-bit images that would be saved",
+    "val.max_minibatch": "validation restores one image at a time (a tile block bounds the memory)",
+    "val.window_size": "padding follows the network's own window size",
+}
+
 # Option keys holding file-system paths, resolved against the current directory (or ``root``) when relative.
 _PATH_KEYS = {
     "path": ("pretrain_network_g", "resume_state", "pretrain_network_d"),
@@ -251,24 +277,30 @@ def _unknown_key(key: str, known: Sequence[str], where: str) -> OptionsError:
     return OptionsError(f"{where}: unknown key{hint}")
 
 
-def _validate(node: Any, spec: Value | Section, where: str) -> Any:
+def _validate(node: Any, spec: Value | Section, where: str, problems: list[str]) -> Any:
+    """``node`` checked against ``spec``; every problem found is appended to ``problems`` (the node is skipped)."""
     if isinstance(spec, Value):
-        return _coerce(node, spec, where)
+        try:
+            return _coerce(node, spec, where)
+        except OptionsError as err:
+            problems.append(str(err))
+            return node
     if node is None:
         return None
     if not isinstance(node, dict):
-        raise OptionsError(f"{where}: expected a mapping, got {type(node).__name__} {node!r}")
+        problems.append(f"{where}: expected a mapping, got {type(node).__name__} {node!r}")
+        return node
     out: dict[str, Any] = {}
     for key, value in node.items():
         path = f"{where}.{key}" if where else str(key)
         if key in spec.fields:
-            out[key] = _validate(value, spec.fields[key], path)
+            out[key] = _validate(value, spec.fields[key], path, problems)
         elif spec.each is not None:
-            out[key] = _validate(value, spec.each, path)
+            out[key] = _validate(value, spec.each, path, problems)
         elif spec.free:
             out[key] = value
         else:
-            raise _unknown_key(key, list(spec.fields), path)
+            problems.append(str(_unknown_key(key, list(spec.fields), path)))
     return out
 
 
@@ -285,62 +317,59 @@ def _fill_defaults(node: dict[str, Any], spec: Section) -> None:
 
 
 def _resolve(value: str | None, root: Path) -> str | None:
-    if value is None:
-        return None
+    if not isinstance(value, str):  # None, or a wrong type already reported
+        return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else (root / path).resolve())
 
 
-def _check_network(opt: dict[str, Any], source: str) -> None:
-    from restore.archs import check_network_kwargs  # lazy: options must load without importing torch models
+def _check_network(opt: dict[str, Any], source: str) -> list[str]:
+    from restore.archs import ARCH_REGISTRY, check_network_kwargs  # lazy: options load without torch models
+    from restore.utils.option_blocks import missing_type
 
+    problems = []
     for key in ("network_g", "network_d"):
         network = opt.get(key)
-        if not network:
+        if not isinstance(network, dict) or not network:
+            continue
+        if "type" not in network:
+            problems.append(missing_type(network, f"{source}: {key}", ARCH_REGISTRY.keys()))
             continue
         try:
             check_network_kwargs(network, where=f"{source}: {key}")
         except KeyError as err:
-            raise OptionsError(f"{source}: {key}.type: {err.args[0]}") from None
+            problems.append(f"{source}: {key}.type: {err.args[0]}")
         except TypeError as err:
-            raise OptionsError(str(err)) from None
-
-
-def _check_optimizers(opt: dict[str, Any], source: str) -> None:
-    """``train.optim_g``/``optim_d`` kwargs are checked against the ``torch.optim`` constructor they name."""
-    import inspect
-
-    import torch
-
-    for key in ("optim_g", "optim_d"):
-        spec = (opt.get("train") or {}).get(key)
-        if not spec or not hasattr(torch.optim, str(spec.get("type"))):
-            continue
-        params = inspect.signature(getattr(torch.optim, spec["type"]).__init__).parameters
-        valid = [name for name in params if name not in ("self", "params")]
-        for name in spec:
-            if name != "type" and name not in valid:
-                raise _unknown_key(name, valid, f"{source}: train.{key}.{name}")
+            problems.append(str(err))
+    return problems
 
 
 def validate_options(opt: Mapping[str, Any], source: str = "<options>", *, check_network: bool = True) -> dict:
     """Validate a BasicSR-format option dict and return a copy with defaults filled in.
 
+    Every key is checked against what reads it: the schema below, the registered architecture's constructor
+    (``network_g``/``network_d``), and for the typed blocks (``val.metrics.*``, ``train.*_opt``, ``optim_g``,
+    ``optim_d``, ``scheduler``) the parameters of the function or class their ``type`` names. Keys that official
+    files carry and ``restore`` does not need are accepted (:data:`ACCEPTED_UNUSED`).
+
     Raises:
-        OptionsError: unknown key (with the closest valid key), wrong type (with the expected type), or a
-            ``network_g`` kwarg that the architecture does not take.
+        OptionsError: every unknown key (with the closest valid key), wrong type (with the expected type),
+            unknown ``type`` of a block, or ``network_g`` kwarg that the architecture does not take; one line each.
     """
+    from restore.utils.option_blocks import check_blocks
+
     if not isinstance(opt, Mapping):
         raise OptionsError(f"{source}: expected a mapping at the top level, got {type(opt).__name__}")
-    try:
-        out = _validate(dict(opt), SCHEMA, "")
-    except OptionsError as err:
-        raise OptionsError(f"{source}: {err}") from None
+    problems: list[str] = []
+    out = _validate(dict(opt), SCHEMA, "", problems)
+    problems = [f"{source}: {p}" for p in problems]
+    problems += check_blocks(out, source)
+    if check_network:
+        problems += _check_network(out, source)
+    if problems:
+        raise OptionsError(problems)
     out.setdefault("path", {})
     _fill_defaults(out, SCHEMA)
-    _check_optimizers(out, source)
-    if check_network:
-        _check_network(out, source)
     return out
 
 
@@ -394,6 +423,25 @@ def _add_run_paths(opt: dict[str, Any], root: Path, is_train: bool) -> None:
     path["root"] = str(root)
 
 
+def _lenient(raw: dict[str, Any]) -> dict[str, Any]:
+    """Options that failed validation, kept as far as they are usable: mappings where mappings belong, defaults."""
+    opt = _validate(copy.deepcopy(raw), SCHEMA, "", [])
+    for key, spec in SCHEMA.fields.items():
+        if isinstance(spec, Section) and key in opt and not isinstance(opt[key], dict):
+            opt[key] = {}
+    opt["path"] = opt.get("path") or {}
+    datasets = opt.get("datasets") or {}
+    opt["datasets"] = {k: v for k, v in datasets.items() if isinstance(v, dict) or v is None}
+    _fill_defaults(opt, SCHEMA)
+    for key, spec in SCHEMA.fields.items():  # a wrongly typed leaf falls back to its default (or is dropped)
+        if isinstance(spec, Value) and key in opt:
+            try:
+                _coerce(opt[key], spec, key)
+            except OptionsError:
+                opt[key] = None if spec.default is _MISSING else copy.deepcopy(spec.default)
+    return opt
+
+
 def load_options(
     path: str | Path,
     force_yml: Sequence[str] = (),
@@ -401,6 +449,7 @@ def load_options(
     is_train: bool = False,
     root: str | Path | None = None,
     check_network: bool = True,
+    problems: list[str] | None = None,
 ) -> dict[str, Any]:
     """Load a BasicSR-format YAML option file.
 
@@ -410,6 +459,9 @@ def load_options(
         is_train: add training folders (``path.experiments_root`` ...) instead of result folders.
         root: folder that relative paths resolve against and that holds ``experiments/`` / ``results/``
             (default: the current directory).
+        problems: when given, key and type problems are appended to it (one line each) instead of raised, and the
+            options are returned as far as they could be read, so that a pre-flight check can go on to the paths
+            and report everything at once. An unreadable file is still raised.
 
     Returns:
         The validated option dict with defaults, absolute paths, ``is_train`` and each dataset's ``phase``/``scale``.
@@ -432,7 +484,11 @@ def load_options(
     try:
         opt = validate_options(raw, source, check_network=check_network)
     except OptionsError as err:
-        raise OptionsError(_credit_force_yml(str(err), force_yml)) from None
+        found = [_credit_force_yml(p, force_yml) for p in err.problems]
+        if problems is None:
+            raise OptionsError(found) from None
+        problems.extend(found)
+        opt = _lenient(raw)
     skipped = [str(key) for key, value in (opt.get("datasets") or {}).items() if value is None]
     if skipped:  # null means "skip this dataset" (the usual way to leave out one you do not have)
         opt["skipped_datasets"] = skipped

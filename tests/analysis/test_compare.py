@@ -15,9 +15,10 @@ import pytest
 from compare_data import make_folders
 
 from restore.analysis import compare as cmp
-from restore.analysis.compare import Box, auto_box, compare_folders, figure_layout, main, match_results, plan_zoom
+from restore.analysis.compare import Box, auto_box, compare_folders, figure_layout, match_results, plan_zoom
 from restore.analysis.figure_doc import write_figure
 from restore.cli import main as cli_main
+from restore.commands.compare import main
 from restore.metrics import calculate_psnr, calculate_ssim
 
 

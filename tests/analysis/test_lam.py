@@ -211,7 +211,7 @@ def test_gini_of_known_maps() -> None:
         ((0, 0), {"window": 0}, "at least 1"),
         ((2, 4), {"strict": True}, "multiples of the scale 4"),
         ((4, 4), {"window": 10, "strict": True}, "multiples of the scale 4"),
-        ((56, 0), {"strict": True}, "runs past the image"),
+        ((56, 0), {"strict": True}, r"must lie inside the image \(with size 16: x in 0\.\.48, y in 0\.\.48\)"),
         ((1.5, 0), {}, "integer"),
         ((0, 0), {"fold": 0}, "fold"),
         ((0, 0), {"batch": 0}, "batch"),

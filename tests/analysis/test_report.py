@@ -26,7 +26,7 @@ from headless_chromium import Browser, find_chromium
 from skimage import data
 from torch import nn
 
-from restore.analysis.compare import main as compare_main
+from restore.commands.compare import main as compare_main
 from restore.evaluate import run_benchmark
 from restore.utils.options import load_options
 

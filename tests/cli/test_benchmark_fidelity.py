@@ -18,8 +18,9 @@ import yaml
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
+from restore.commands.test import main
 from restore.engine.loading import load_model
-from restore.evaluate import main, run_benchmark
+from restore.evaluate import run_benchmark
 from restore.utils.options import load_options
 
 SCALE = 2

@@ -88,9 +88,9 @@ def test_derain_runs_a_deraining_model(drsformer: tuple[Path, dict], image: Path
 @pytest.mark.parametrize("command", ["test", "train"])
 def test_test_and_train_forward_their_arguments(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
-    fake = types.ModuleType(f"restore.{command}")
+    fake = types.ModuleType(f"restore.commands.{command}")
     fake.main = lambda argv: seen.append(argv) or 3
-    monkeypatch.setitem(sys.modules, f"restore.{command}", fake)
+    monkeypatch.setitem(sys.modules, f"restore.commands.{command}", fake)
     assert main([command, "-opt", "options/x.yml", "--force_yml", "a:b=1"]) == 3
     assert seen == [["-opt", "options/x.yml", "--force_yml", "a:b=1"]]
 
@@ -103,7 +103,7 @@ def test_usage_version_and_unknown_commands(capsys) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip().startswith("restore ")
     assert main(["upsacle"]) == 2
-    assert "unknown command 'upsacle'" in capsys.readouterr().err
+    assert "unknown command 'upsacle'; did you mean 'upscale'?" in capsys.readouterr().err
 
 
 def test_console_script(hat: tuple[Path, dict]) -> None:

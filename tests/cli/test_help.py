@@ -34,7 +34,7 @@ def test_help_states_purpose_and_defaults(command: str, capsys: pytest.CaptureFi
     text = _help(command, capsys)
     assert f"usage: restore {command}" in text
     assert "[--weights WEIGHTS]" in text  # never shown as a required option
-    for default in ("(default: 32)", "(default: fp32)", "(default: png)", "(default: params_ema)"):
+    for default in ("(default: 32)", "(default: fp32)", "(default: png)", "(default: params_ema, else params)"):
         assert default in text
     if command == "derain":
         assert "rain" in text.lower() and "required" in text and "bundled" in text

@@ -15,10 +15,10 @@ import torch
 
 from restore.archs import build_network, detect
 from restore.checkpoint import save_checkpoint
+from restore.commands.infer import main
 from restore.data.image_io import read_image
 from restore.engine import infer
 from restore.engine.inference import VARIANTS
-from restore.infer import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "restore" / "infer.py"

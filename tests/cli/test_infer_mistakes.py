@@ -18,8 +18,8 @@ from torch_threads import one_thread_fixture
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
+from restore.commands.infer import main
 from restore.engine import folder as folder_module
-from restore.infer import main
 from restore.utils.files import is_partial_file
 
 TINY_HAT = {
@@ -227,7 +227,7 @@ def test_interrupt_prints_one_line_and_exits_130(images, weights, tmp_path, monk
             os.kill(os.getpid(), signal.SIGTERM)  # turned into KeyboardInterrupt by the handler
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("restore.infer.restore_file", restore_then_stop)
+    monkeypatch.setattr("restore.commands.infer.restore_file", restore_then_stop)
     out = tmp_path / "out"
     assert _main("-i", images, "-o", out, "--weights", weights) == 130
     captured = capsys.readouterr()
@@ -240,7 +240,7 @@ def test_interrupt_prints_one_line_and_exits_130(images, weights, tmp_path, monk
 
 def test_ctrl_c_in_a_real_process_exits_130_in_one_line(images, weights, tmp_path):
     script = (
-        "import sys, restore.infer as m\n"
+        "import sys, restore.commands.infer as m\n"
         "def stop(*a, **k):\n    raise KeyboardInterrupt\n"
         "m.restore_file = stop\n"
         "sys.exit(m.main(sys.argv[1:]))\n"

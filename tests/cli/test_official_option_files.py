@@ -1,7 +1,7 @@
 """Every shipped test option file runs unchanged through ``restore test`` and reports what the README promises.
 
 Each file in ``options/test/`` (HAT, DRCT, DLGSANet, DRSformer: our versions of the official test files, with the
-official ``network_g``) is run through :func:`restore.evaluate.main`, the function behind
+official ``network_g``) is run through :func:`restore.commands.test.main`, the function behind
 ``python restore/test.py``, with its own full-size ``network_g``. Only paths are redirected, with ``--force_yml``:
 the SR datasets to folders made by ``scripts/prepare_benchmark.py`` from one tiny HR image per set (24x24: LR 12x12
 at x2, 6x6 at x4), the deraining sets to one 16x16 pair each, the LQ-only folders to one 12x12 image, the checkpoint
@@ -32,7 +32,7 @@ from torch_threads import one_thread_fixture
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
-from restore.evaluate import main
+from restore.commands.test import main
 from restore.metrics import calculate_psnr, calculate_ssim
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,8 +21,9 @@ from torch import nn
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
+from restore.commands.test import main
 from restore.data.imresize import imresize
-from restore.evaluate import main, run_benchmark
+from restore.evaluate import run_benchmark
 from restore.metrics import calculate_niqe, calculate_psnr, calculate_ssim
 from restore.utils.options import load_options
 
@@ -259,10 +260,14 @@ def test_tiled_run_through_options(tmp_path: Path) -> None:
         assert b["psnr"] == pytest.approx(a["psnr"], abs=1e-9)
 
 
-def _run_main(options: Path, capsys: pytest.CaptureFixture) -> str:
-    assert main(["-opt", str(options), "--allow-random-weights"]) == 1
+def _run_main(options: Path, capsys: pytest.CaptureFixture, status: int = 2) -> str:
+    """stderr of a failing run: one ``restore test: error:`` line. Exit 2 when the pre-flight finds the problem
+    (nothing is created under the results folder), 1 when an image fails while running."""
+    assert main(["-opt", str(options), "--allow-random-weights"]) == status
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err
+    assert err.startswith("restore test: error: ") and "\n" not in err
+    if status == 2:
+        assert not (options.parent / "r").exists()
     return err
 
 
@@ -288,11 +293,11 @@ def test_error_sr_size_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture) -
     gt_dir, lr_dir = make_benchmark(tmp_path / "mini")
     x4 = {**TINY_HAT, "upscale": 4}  # the option file says scale 2
     options = write_options(tmp_path / "o.yml", tmp_path / "r", {"test_1": paired("Mini", gt_dir, lr_dir)}, x4)
-    err = _run_main(options, capsys)
+    err = _run_main(options, capsys, status=1)
     assert str(lr_dir / "astronaut.png") in err and str(gt_dir / "astronaut.png") in err
     assert "100x80" in err and "50x40" in err  # restored vs GT, HxW
     log = next((tmp_path / "r").glob("test_*.log")).read_text()
-    assert err in log  # the failure is in the run's log as well
+    assert err.removeprefix("restore test: ") in log  # the failure is in the run's log as well
 
 
 def test_prepare_checks_deraining_layout(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -326,5 +331,10 @@ def test_unusable_device_or_option_value_exits_2_in_one_line(
         pytest.skip("this machine has a cuda:7")
     options = Path(__file__).resolve().parents[2] / "options" / "test" / "HAT_SRx4.yml"
     assert main(["-opt", str(options), *extra]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and expected in err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert all(line.startswith("restore test: error: ") for line in lines)
+    assert expected in lines[0]
+    if extra[0] == "--device":
+        assert len(lines) == 1  # checked before the option file is read
+    else:  # the pre-flight goes on: the weights are missing too (and the datasets, unless prepared)
+        assert any("path.pretrain_network_g not found" in line for line in lines[1:]), lines

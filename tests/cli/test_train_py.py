@@ -157,7 +157,7 @@ def test_size_mismatch_fails_with_one_line_naming_the_files(tmp_path: Path, caps
     write_rgb(gt_dir / "002.png", photo()[:30, :30])  # LQ stays 12x12, GT is now 30x30 at scale 2
     assert train_main(["-opt", str(write_options(tmp_path, opt))]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("error: size mismatch at scale 2: GT ") and "002.png is 30x30" in last
+    assert last.startswith("restore train: error: size mismatch at scale 2: GT ") and "002.png is 30x30" in last
     assert "lq/002.png is 12x12" in last
 
 
@@ -170,4 +170,4 @@ def test_bad_arguments_exit_with_usage(flag: str, capsys: pytest.CaptureFixture)
 
 def test_missing_option_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert train_main(["-opt", str(tmp_path / "none.yml")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.yml'}: option file not found"
+    assert capsys.readouterr().err.strip() == f"restore train: error: {tmp_path / 'none.yml'}: option file not found"

@@ -16,6 +16,7 @@ from restore.cli import main as cli_main
 from restore.engine import infer
 from restore.engine.inference import resolve_tile_overlap
 from restore.export import OnnxNetwork, OnnxSetupError, read_metadata
+from restore.export.onnx import max_opset
 from restore.export.runtime import METADATA_KEYS, require
 
 
@@ -213,9 +214,13 @@ def _checkpoint(tmp_path: Path) -> tuple[Path, Path]:
     "case, extra, message",
     [
         ("not a network", [], "hat_tiny.pth"),
-        ("fp16 for HAT", ["--precision", "fp16"], "precision 'fp16' refused for HAT"),
+        ("fp16 for HAT", ["--precision", "fp16"], "precision fp16 refused for HAT: its activations exceed the "
+         "float16 range with trained weights (inf/NaN outputs); export it with --precision fp32"),
         ("tile below a window", ["--tile", "4"], "--tile 4 is smaller than one window of HAT (8 px"),
         ("missing folder", [], "does not exist"),
+        ("opset too low", ["--opset", "5"], f"opset 5: the exporter supports opsets 18..{max_opset()}"),
+        ("opset too high", ["--opset", "99"], f"opset 99: the exporter supports opsets 18..{max_opset()}"),
+        ("output under a file", [], "out is a file, not a folder"),
     ],
 )
 def test_export_refusals_are_one_line_and_leave_nothing(
@@ -223,7 +228,10 @@ def test_export_refusals_are_one_line_and_leave_nothing(
 ) -> None:
     weights, opt = _checkpoint(tmp_path)
     target = tmp_path / "out" / "model.onnx"
-    if case != "missing folder":
+    if case == "output under a file":
+        target.parent.write_text("a file")
+        target = target.parent / "sub" / "model.onnx"
+    elif case != "missing folder":
         target.parent.mkdir()
     if case == "not a network":
         torch.save({"params": {"some.weight": torch.zeros(3)}}, weights)
@@ -233,5 +241,6 @@ def test_export_refusals_are_one_line_and_leave_nothing(
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
-    left = list(target.parent.iterdir()) if target.parent.exists() else []
+    assert err.startswith("restore export: error: ")
+    left = list(target.parent.iterdir()) if target.parent.is_dir() else []
     assert left == []

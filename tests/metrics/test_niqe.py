@@ -74,9 +74,11 @@ def test_layouts_agree(params_path: Path) -> None:
 def test_registered_with_option_keys(params_path: Path) -> None:
     fn = METRIC_REGISTRY.get("calculate_niqe")
     img = reference_image("coffee")
-    # a validation loop passes img2 and option keys; NIQE ignores the reference image
-    value = fn(img=img, img2=np.zeros_like(img), crop_border=0, better="lower", niqe_params_path=str(params_path))
+    # the benchmark and validation pass the option keys by name and no reference image
+    value = fn(img=img, crop_border=0, niqe_params_path=str(params_path))
     assert value == calculate_niqe(img, 0, niqe_params_path=params_path)
+    with pytest.raises(TypeError, match="crop_bordr"):  # no **kwargs: a misspelt option key cannot be swallowed
+        fn(img=img, crop_bordr=0, niqe_params_path=str(params_path))
 
 
 def test_params_from_environment(params_path: Path, no_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

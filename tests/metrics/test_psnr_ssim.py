@@ -140,12 +140,16 @@ def test_registered_and_option_keys_accepted(name: str) -> None:
     fn = METRIC_REGISTRY.get(name)
     assert fn.__name__ == name
     gt, degraded = pair("astronaut", "bicubic_x4")
-    options = {"crop_border": 4, "test_y_channel": True, "better": "higher"}  # as in option files
+    options = {"crop_border": 4, "test_y_channel": True}  # as in option files (``type``/``better`` stay behind)
     if name.endswith("_pt"):
-        value = fn(rgb_tensor(degraded, torch.float64), rgb_tensor(gt, torch.float64), **options).item()
+        images = (rgb_tensor(degraded, torch.float64), rgb_tensor(gt, torch.float64))
+        value = fn(*images, **options).item()
     else:
-        value = fn(img=degraded, img2=gt, **options)
+        images = (degraded, gt)
+        value = fn(*images, **options)
     assert np.isfinite(value)
+    with pytest.raises(TypeError, match="test_y_chanel"):  # no **kwargs: a misspelt key is never swallowed
+        fn(*images, crop_border=4, test_y_chanel=True)
 
 
 @pytest.mark.cuda

@@ -21,7 +21,7 @@ from real_helpers import (
 )
 from train_helpers import deep_update, make_pairs, train_options, write_options
 
-from restore.models.runner import main
+from restore.commands.train import main
 
 
 def _run(opt_file: Path, *extra: str) -> int:

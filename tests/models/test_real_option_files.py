@@ -20,7 +20,7 @@ from real_helpers import (
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
-from restore.models.runner import main
+from restore.commands.train import main
 from restore.utils.options import load_options
 
 OPTIONS = Path(__file__).resolve().parents[2] / "options" / "train"
@@ -102,13 +102,13 @@ def test_real_option_file_runs_two_iterations(
     assert state["model"]["pool"]["filled"] == 4
 
 
-def _bad_run(tmp: Path, filename: str, capsys: pytest.CaptureFixture, *extra: str) -> str:
+def _bad_run(tmp: Path, filename: str, capsys: pytest.CaptureFixture, *extra: str, count: int = 1) -> str:
+    """The first error line of a run stopped by the pre-flight, which reports ``count`` problems."""
     name = "bad"
     assert main(["-opt", str(OPTIONS / filename), "--force_yml", *_overrides(tmp, name, filename), *extra]) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]  # the rest is the log
-    assert len(err) == 1, err
-    log = tmp / "experiments" / name / f"train_{name}.log"
-    assert not log.exists() or "start training" not in log.read_text()  # stopped before the first iteration
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("restore train: error")]
+    assert len(err) == count, err
+    assert not (tmp / "experiments").exists()  # the pre-flight stopped it before anything was created
     return err[0]
 
 
@@ -127,16 +127,18 @@ def test_missing_vgg_weights_name_the_file(tmp_path: Path, capsys: pytest.Captur
 
 def test_queue_size_must_divide_by_the_batch(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     line = _bad_run(tmp_path, MSE_FILE, capsys, "queue_size=5")
-    assert line.startswith("error: queue_size: 5 is not divisible by datasets.train.batch_size_per_gpu 2")
+    expected = "restore train: error: queue_size: 5 is not divisible by datasets.train.batch_size_per_gpu 2"
+    assert line.startswith(expected)
 
 
 def test_gt_size_above_the_400_pixel_crop(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     line = _bad_run(tmp_path, MSE_FILE, capsys, "gt_size=512")
-    assert line.startswith("error: gt_size: 512 is larger than the 400-pixel GT crop")
+    assert line.startswith("restore train: error: gt_size: 512 is larger than the 400-pixel GT crop")
 
 
 def test_network_d_type_typo(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    line = _bad_run(tmp_path, GAN_FILE, capsys, "network_d:type=UNetDiscriminatorSM")
+    # the pre-flight goes on to the files: the generator and the VGG weights are missing too
+    line = _bad_run(tmp_path, GAN_FILE, capsys, "network_d:type=UNetDiscriminatorSM", count=3)
     assert "network_d.type" in line and "'UNetDiscriminatorSN'" in line  # suggests the right name
 
 

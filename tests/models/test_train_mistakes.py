@@ -12,8 +12,8 @@ from train_helpers import TINY_HAT, train_options, write_options
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
+from restore.commands.train import main
 from restore.models.restoration import RestorationModel
-from restore.models.runner import main
 
 one_thread = one_thread_fixture()
 
@@ -28,8 +28,8 @@ def _options(tmp_path: Path, name: str = "run", **extra) -> Path:
 def _errors(capsys: pytest.CaptureFixture[str]) -> list[str]:
     """Error lines on stderr (the training log goes there too); the error is also the last line."""
     lines = capsys.readouterr().err.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error")]
-    assert errors and errors[-1] == lines[-1]
+    errors = [line.removeprefix("restore train: ") for line in lines if line.startswith("restore train: error")]
+    assert errors and f"restore train: {errors[-1]}" == lines[-1]
     return errors
 
 
@@ -59,7 +59,7 @@ def test_option_error_before_the_first_iteration_leaves_no_folder(tmp_path, caps
     status = main(["-opt", str(opt_file), "--force_yml", "network_g:embed_dim=abc"])
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: {opt_file}: network_g.embed_dim: expected int, got str 'abc' "
+    assert err == [f"restore train: error: {opt_file}: network_g.embed_dim: expected int, got str 'abc' "
                    "(set by --force_yml network_g:embed_dim=abc)"]  # fmt: skip
     assert not (tmp_path / "experiments").exists()
 
@@ -70,9 +70,9 @@ def test_data_error_puts_the_earlier_run_back(tmp_path, capsys):
     before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "experiments").rglob("*"))
     capsys.readouterr()
     status = main(["-opt", str(opt_file), "--force_yml", f"datasets:train:dataroot_gt={tmp_path / 'nowhere'}"])
-    assert status == 1
-    err = capsys.readouterr().err
-    assert "left as it was (this run stopped before its first iteration)" in err
+    assert status == 2  # the pre-flight finds it: nothing is archived or created
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("restore train: error: ") and "nowhere" in err[0]
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "experiments").rglob("*")) == before
     assert _siblings(tmp_path) == ["run"]
 

@@ -14,10 +14,11 @@ from train_helpers import TINY_HAT, train_options, write_options
 
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
+from restore.commands.train import main
 from restore.data.image_io import read_image
 from restore.engine import infer
 from restore.metrics import calculate_psnr
-from restore.models.runner import load_train_options, main
+from restore.models.runner import load_train_options
 from restore.models.validation import to_uint8_bgr
 
 
@@ -169,7 +170,8 @@ def test_non_finite_loss_aborts_with_a_clear_message(tmp_path: Path, capsys: pyt
     opt["train"]["optim_g"] = {"type": "SGD", "lr": 1e30}
     assert _run(write_options(tmp_path, opt)) == 1
     err = capsys.readouterr().err
-    assert re.search(r"error: non-finite loss at iteration \d+ \(l_pix=(nan|inf)\); training stopped", err)
+    assert re.search(r"restore train: error: non-finite loss at iteration \d+ \(l_pix=(nan|inf)\); training stopped",
+                     err)  # fmt: skip
     assert "non-finite loss" in (tmp_path / "experiments" / "diverge" / "train_diverge.log").read_text()
 
 
@@ -192,7 +194,8 @@ def test_fine_tune_across_scales_reports_skipped_keys(tmp_path: Path, capsys: py
     opt = dict(opt, name="strict", path=strict_path)
     assert _run(write_options(tmp_path, opt, "strict.yml")) == 2
     err = capsys.readouterr().err
-    assert re.search(r"error: .*x2\.pth: does not fit HAT: .*missing key.*set path\.strict_load_g: false", err)
+    pattern = r"restore train: error: .*x2\.pth: does not fit HAT: .*missing key.*set path\.strict_load_g: false"
+    assert re.search(pattern, err)
 
 
 def test_debug_flag_and_overrides(tmp_path: Path) -> None:

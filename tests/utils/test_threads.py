@@ -66,11 +66,13 @@ def test_training_loader_workers_get_the_init(tmp_path):
 
 def test_bad_environment_value_is_a_usage_error_for_the_commands(monkeypatch, capsys, tmp_path):
     from restore.cli import main as cli_main
-    from restore.models.runner import main as train_main
+    from restore.commands.train import main as train_main
 
     monkeypatch.setenv(THREADS_ENV, "many")
     assert train_main(["-opt", str(tmp_path / "x.yml")]) == 2
-    assert capsys.readouterr().err.strip() == "error: $RESTORE_THREADS: expected a positive integer, got 'many'"
+    assert capsys.readouterr().err.strip() == (
+        "restore train: error: $RESTORE_THREADS: expected a positive integer, got 'many'"
+    )
     assert cli_main(["test", "-opt", str(tmp_path / "x.yml")]) == 2
     assert capsys.readouterr().err.strip() == (
         "restore test: error: $RESTORE_THREADS: expected a positive integer, got 'many'"

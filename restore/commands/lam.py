@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 PROG = "restore lam"
 
@@ -47,18 +47,27 @@ def _parse_window(text: str) -> tuple[int, int, int]:
     return values[0], values[1], values[2] if len(values) == 3 else 16
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Local Attribution Maps (LAM) of super-resolution models.")
+def build_parser() -> argparse.ArgumentParser:
+    from restore.commands.common import PARAM_KEY_HELP, CommandParser
+
+    parser = CommandParser(
+        prog=PROG,
+        description="Local Attribution Maps (LAM) of super-resolution models.",
+        exit_statuses="Exit status: 0 done; 2 unusable options, flags, weights, images or windows; 130 interrupted.",
+    )
     parser.add_argument("-i", "--input", required=True, help="LR input image")
     parser.add_argument("-o", "--output", required=True, help="output folder")
     parser.add_argument(
-        "--window", required=True, type=_parse_window, help="x,y[,size]: top-left column, row and side in SR pixels"
+        "--window",
+        required=True,
+        type=_parse_window,
+        help="x,y[,size]: top-left column, row and side in SR pixels (default size: 16)",
     )
     parser.add_argument("--weights", help="checkpoint of the model (default: the bundled x4 demo model)")
     parser.add_argument("--opt", help="YAML whose network_g builds the --weights model (default: detect)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="W", help="more checkpoints, shown side by side")
     parser.add_argument("--names", nargs="+", help="one name per model (default: the weights' file stems)")
-    parser.add_argument("--param-key", default="params_ema", help="checkpoint key to load (falls back to params)")
+    parser.add_argument("--param-key", default=None, help=PARAM_KEY_HELP)
     parser.add_argument("--sigma", type=float, default=1.2, help="widest blur of the path (official 1.2)")
     parser.add_argument("--fold", type=int, default=50, help="number of path steps (official 50)")
     parser.add_argument("--l", type=int, default=9, help="blur kernel size (official 9)")
@@ -147,7 +156,8 @@ def _run(args: argparse.Namespace) -> int:
     models = _models(args)
     loaded = []
     for name, weights, network_g in models:
-        model = load_model(weights, network_g, param_key=args.param_key)
+        param_key = args.param_key or "params_ema"
+        model = load_model(weights, network_g, param_key=param_key, require_key=args.param_key is not None)
         loaded.append((name, weights, model))
     scales = {int(getattr(m.net, "scale", 1)) for _, _, m in loaded}
     if len(scales) != 1:
@@ -234,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from restore.data.image_io import ImageReadError
     from restore.engine.loading import ModelLoadError
 
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         return _run(args)
     except (_Fail, LamError, ImageReadError, ModelLoadError) as err:

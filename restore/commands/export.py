@@ -30,19 +30,26 @@ def _positive(value: str) -> int:
 
 
 def build_parser(prog: str = "restore export") -> argparse.ArgumentParser:
-    from restore.export.onnx import DEFAULT_OPSET, DEFAULT_TILE
+    from restore.commands.common import PARAM_KEY_HELP, CommandParser
+    from restore.export.onnx import DEFAULT_OPSET, DEFAULT_TILE, opset_range
 
-    parser = argparse.ArgumentParser(prog=prog, description="Export a checkpoint to ONNX, verified in ONNX Runtime.")
+    parser = CommandParser(
+        prog=prog,
+        description="Export a checkpoint to ONNX, verified in ONNX Runtime.",
+        exit_statuses="Exit status: 0 written and verified; 1 verification failed (nothing left behind); 2 unusable "
+        "weights, flags or output path, or the ONNX packages are missing; 130 interrupted.",
+    )
     parser.add_argument("--weights", required=True, type=Path, help="checkpoint (.pth/.pt/.safetensors)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="ONNX file to write (its folder must exist)")
     parser.add_argument("--opt", type=Path, help="YAML whose network_g builds the network (default: detect)")
-    parser.add_argument("--param-key", default="params_ema", help="checkpoint key to load (falls back to params)")
+    parser.add_argument("--param-key", default=None, help=PARAM_KEY_HELP)
     tile_help = f"input side of the fixed-size model (default {DEFAULT_TILE}; rounded up to the pad multiple)"
     parser.add_argument("--tile", type=_positive, default=DEFAULT_TILE, help=tile_help)
     parser.add_argument("--dynamic", action="store_true", help="dynamic height and width instead of a fixed size")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="fp32 (default) or fp16; bf16 is refused (ORT on CPU cannot run it)")  # fmt: skip
-    parser.add_argument("--opset", type=_positive, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    opset_help = f"ONNX opset, {opset_range()} (default {DEFAULT_OPSET})"
+    parser.add_argument("--opset", type=_positive, default=DEFAULT_OPSET, help=opset_help)
     return parser
 
 
@@ -55,7 +62,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "restore export") -> int
 
     try:
         network_g = network_options_from_yaml(args.opt) if args.opt else None
-        model = load_model(args.weights, network_g, param_key=args.param_key)
+        param_key = args.param_key or "params_ema"
+        model = load_model(args.weights, network_g, param_key=param_key, require_key=args.param_key is not None)
         report = to_onnx(
             model.net,
             args.output,
