@@ -109,6 +109,7 @@ _METRIC = Section(
         "crop_border": _v(INT, 0),
         "test_y_channel": _v(BOOL, False),
         "y_channel_uint8": _v(BOOL, False),
+        "y_channel_float64": _v(BOOL, False),
         "better": _v(STR, None, choices=("higher", "lower")),  # None: the metric's own direction
     },
     free=True,

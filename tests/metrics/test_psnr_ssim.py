@@ -64,9 +64,11 @@ def test_torch_metric_matches_reference(record: dict) -> None:
 
 
 def _matlab_y_u8(bgr: np.ndarray) -> np.ndarray:
-    """MATLAB rgb2ycbcr on uint8: Y rounded half away from zero, from the exact formula (independent of the library)."""
+    """MATLAB rgb2ycbcr on uint8 (independent of the library): ``T = (1/255) * [65.481 128.553 24.966]``,
+    ``T1*R + T2*G + T3*B + 16`` left to right in double, rounded half away from zero."""
     b, g, r = (bgr[..., i].astype(np.float64) for i in range(3))
-    return np.floor(16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255 + 0.5)
+    t = [(1 / 255) * c for c in (65.481, 128.553, 24.966)]
+    return np.floor(t[0] * r + t[1] * g + t[2] * b + 16 + 0.5)
 
 
 def test_y_channel_uint8_is_the_deraining_protocol() -> None:

@@ -88,13 +88,20 @@ def sampled(t: torch.Tensor, cap: int) -> torch.Tensor:
 
 
 def state_mismatches(
-    name: str, ours: nn.Module, ref: dict[str, torch.Tensor], init: dict[str, torch.Tensor], fx: dict[str, Any], cap: int
+    name: str,
+    ours: nn.Module,
+    ref: dict[str, torch.Tensor],
+    init: dict[str, torch.Tensor],
+    fx: dict[str, Any],
+    cap: int,
 ) -> list[str]:
     """Problems of one state dict against its sampled reference: key sets, shapes, and elements beyond
     ``atol + rtol*|ref|`` (at most ``max(min_count, max_fraction*n)`` of them allowed, each within ``max_abs``)."""
     state = ours.state_dict()
     if set(state) != set(ref):
-        return [f"{name}: keys differ: ours only {sorted(set(state) - set(ref))}, ref only {sorted(set(ref) - set(state))}"]
+        return [
+            f"{name}: keys differ: ours only {sorted(set(state) - set(ref))}, ref only {sorted(set(ref) - set(state))}"
+        ]
     problems: list[str] = []
     total, out, worst = 0, 0, 0.0
     rules = fx["state_outliers"]
@@ -116,7 +123,9 @@ def state_mismatches(
             worst = max(worst, float(diff[bad].max()))
     budget = max(rules["min_count"], rules["max_fraction"] * total)
     if out > budget or worst > rules["max_abs"]:
-        problems.append(f"{name}: {out}/{total} elements out of tolerance (budget {budget:g}), worst |diff| {worst:.3g}")
+        problems.append(
+            f"{name}: {out}/{total} elements out of tolerance (budget {budget:g}), worst |diff| {worst:.3g}"
+        )
     return problems
 
 
