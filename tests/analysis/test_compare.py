@@ -69,8 +69,16 @@ def test_figure_holds_the_zoomed_crops() -> None:
         found = cv2.matchTemplate(figure, expected, cv2.TM_SQDIFF)
         y, x = np.unravel_index(np.argmin(found), found.shape)
         assert np.array_equal(figure[y : y + expected.shape[0], x : x + expected.shape[1]], expected)
-    red = (figure[..., 2] == 255) & (figure[..., 0] == 0) & (figure[..., 1] == 0)
-    assert red.sum() > 4 * 16  # the box drawn on the GT panel
+    # the box drawn on the GT panel (at the figure's left, 8 pixels in, scaled to the figure's height) lies where
+    # the box is: x = 5..21, y = 7..19 of the 50x40 GT, within the line thickness
+    gap = 8
+    scale = (figure.shape[0] - 2 * gap) / gt.shape[0]
+    panel = figure[gap:-gap, gap : gap + round(gt.shape[1] * scale)]
+    red = (panel[..., 2] == 255) & (panel[..., 0] == 0) & (panel[..., 1] == 0)
+    ys, xs = np.nonzero(red)
+    thickness = max(2, round(panel.shape[0] / 200))
+    found = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]) / scale
+    assert np.abs(found - [5, 7, 5 + 16, 7 + 12]).max() <= thickness / scale + 0.5, found
 
 
 def test_metrics_are_those_of_restore_test() -> None:

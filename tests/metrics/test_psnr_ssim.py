@@ -18,6 +18,7 @@ from restore.metrics import (
     calculate_ssim,
     calculate_ssim_pt,
 )
+from restore.metrics.psnr_ssim import downsample_factor
 
 PAIRS = {p["image"]: p for p in index()["psnr_ssim"]["pairs"]}
 VALUES = index()["psnr_ssim"]["values"]
@@ -184,3 +185,11 @@ def test_auto_downsample_is_wangs_ssim_m(shape: tuple[int, int]) -> None:
     # images under 384 pixels are not reduced
     small = calculate_ssim(noisy[:300, :300], gt[:300, :300], 0)
     assert calculate_ssim(noisy[:300, :300], gt[:300, :300], 0, auto_downsample=True) == small
+
+
+def test_downsample_factor_rounds_halves_away_from_zero() -> None:
+    """MATLAB's ``round``: 640 / 256 = 2.5 -> 3 and 1152 / 256 = 4.5 -> 5 (Python's ``round`` would give 2 and 4)."""
+    assert downsample_factor(640, 700) == 3 and downsample_factor(700, 640) == 3
+    assert downsample_factor(1152, 1300) == 5
+    assert downsample_factor(639, 700) == 2 and downsample_factor(1151, 1300) == 4
+    assert downsample_factor(100, 100) == 1

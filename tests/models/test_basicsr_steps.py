@@ -129,11 +129,22 @@ def state_mismatches(
     return problems
 
 
-def replay(fx: dict[str, Any], vgg_weights: Path, *, stop_early: bool = False, **train_overrides: Any) -> list[str]:
-    """Build our model from the fixture's options, load its initial weights, run every iteration and list every
-    disagreement with BasicSR's record (empty: all within the fixture's tolerances). ``stop_early``: return after
-    the first iteration that disagrees."""
-    model = build_model(our_options(fx, vgg_weights, **train_overrides), CPU)
+def replay(
+    fx: dict[str, Any],
+    vgg_weights: Path,
+    *,
+    stop_early: bool = False,
+    iterations: int | None = None,
+    drop: tuple[str, ...] = (),
+    **train_overrides: Any,
+) -> list[str]:
+    """Build our model from the fixture's options (top-level keys in ``drop`` left out), load its initial weights,
+    run the first ``iterations`` (default all) and list every disagreement with BasicSR's record (empty: all
+    within the fixture's tolerances). ``stop_early``: return after the first iteration that disagrees."""
+    opt = our_options(fx, vgg_weights, **train_overrides)
+    for key in drop:
+        del opt[key]
+    model = build_model(opt, CPU)
     model.net_g.load_state_dict(fx["init"]["net_g"], strict=True)
     assert model.net_g_ema is not None
     model.net_g_ema.load_state_dict(fx["init"]["net_g"], strict=True)
@@ -141,7 +152,7 @@ def replay(fx: dict[str, Any], vgg_weights: Path, *, stop_early: bool = False, *
     if gan:
         model.net_d.load_state_dict(fx["init"]["net_d"], strict=True)
     problems: list[str] = []
-    for step in fx["steps"]:
+    for step in fx["steps"][:iterations]:
         it = step["iteration"]
         model.lr.apply(it)
         logs = model.train_step([{"lq": fx["lq"].clone(), "gt": fx["gt"].clone()}], it)
@@ -191,3 +202,16 @@ def test_train_step_replays_basicsr(name: str, fixtures: Path, vgg19_seed7: Path
 def test_a_changed_option_is_seen(name: str, overrides: dict[str, Any], fixtures: Path, vgg19_seed7: Path) -> None:
     """The comparison is sharp enough to see one option changed from the recorded run."""
     assert replay(load_step_fixture(fixtures, name), vgg19_seed7, stop_early=True, **overrides)
+
+
+def test_usm_target_defaults_are_the_official_ones(fixtures: Path, vgg19_seed7: Path) -> None:
+    """Without ``l1_gt_usm``/``percep_gt_usm``/``gan_gt_usm`` the first iteration is the recorded one, whose options
+    set the official values (sharpened GT for L1 and perceptual, plain GT for the discriminator)."""
+    fx = load_step_fixture(fixtures, "gan_default")
+    assert (fx["options"]["l1_gt_usm"], fx["options"]["percep_gt_usm"], fx["options"]["gan_gt_usm"]) == (
+        True,
+        True,
+        False,
+    )
+    problems = replay(fx, vgg19_seed7, iterations=1, drop=("l1_gt_usm", "percep_gt_usm", "gan_gt_usm"))
+    assert not problems, "; ".join(problems[:8])
