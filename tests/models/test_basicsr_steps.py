@@ -183,15 +183,12 @@ def test_vgg19_rebuild_matches_the_reference_weights(fixtures: Path, vgg19_seed7
     assert vgg19_seed7.with_suffix(".sha256").read_text() == expected
 
 
-@pytest.mark.parametrize(
-    "name", [n if n.startswith("mse") else pytest.param(n, marks=pytest.mark.slow) for n in STEP_FIXTURES]
-)  # a GAN replay takes 10-20 s on 2 cores
+@pytest.mark.parametrize("name", STEP_FIXTURES)
 def test_train_step_replays_basicsr(name: str, fixtures: Path, vgg19_seed7: Path) -> None:
     problems = replay(load_step_fixture(fixtures, name), vgg19_seed7)
     assert not problems, f"{name}: " + "; ".join(problems[:8])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "overrides"),
     [
@@ -207,7 +204,6 @@ def test_a_changed_option_is_seen(name: str, overrides: dict[str, Any], fixtures
     assert replay(load_step_fixture(fixtures, name), vgg19_seed7, stop_early=True, **overrides)
 
 
-@pytest.mark.slow
 def test_usm_target_defaults_are_the_official_ones(fixtures: Path, vgg19_seed7: Path) -> None:
     """Without ``l1_gt_usm``/``percep_gt_usm``/``gan_gt_usm`` the first iteration is the recorded one, whose options
     set the official values (sharpened GT for L1 and perceptual, plain GT for the discriminator)."""
