@@ -36,8 +36,9 @@ setup(
         "Pillow",
     ],
     extras_require={
-        # tests: scikit-image ships the sample photos; triton runs the kernels through its CPU interpreter
-        "dev": ["pytest", "ruff", "scikit-image", TRITON, *ONNX],
+        # tests: scikit-image ships the sample photos; triton runs the kernels through its CPU interpreter;
+        # pytest-xdist spreads the suite over the cores
+        "dev": ["pytest", "pytest-xdist", "ruff", "scikit-image", TRITON, *ONNX],
         "onnx": ONNX,  # restore export, restore infer --onnx
         "metrics": ["lpips"],
         "cuda": [TRITON],

@@ -19,6 +19,23 @@ torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 
 
+def _worker_threads() -> int | None:
+    """Torch threads for one pytest-xdist worker: the usable cores shared between the workers (None: not a worker).
+    Workers that each use every core would make every operator wait for descheduled threads."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if not os.environ.get("PYTEST_XDIST_WORKER") or workers < 1:
+        return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // workers)
+
+
+if (_threads := _worker_threads()) is not None:
+    torch.set_num_threads(_threads)
+
+
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
     """``tests/fixtures``: reference data shipped with the repository (parity/, metrics/, realworld/, lam/, ...;

@@ -221,7 +221,9 @@ def prepare(command: str, folder: Path, fixtures: Path) -> Prepared:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2", "COLUMNS": "200"}
+    # the commands use the test process's torch threads (fewer under pytest-xdist, whose workers share the cores)
+    threads = str(min(2, torch.get_num_threads()))
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": threads, "COLUMNS": "200"}
 
 
 def _to_subprocess(argv: list[str]) -> list[str]:

@@ -8,12 +8,17 @@ With ``r, g, b`` in [0, 1] the studio-swing transform on the 0..255 scale is::
 
 Array conventions (NumPy functions):
 
-- ``uint8`` in [0, 255] -> ``uint8`` out. The result is computed exactly in integer arithmetic and rounded half up,
-  which is what MATLAB returns for ``uint8`` input (exact .5 ties exist for 194 of the 2^24 colours).
+- ``uint8`` in [0, 255] -> ``uint8`` out, computed the way MATLAB's ``rgb2ycbcr.m`` computes it, operation by
+  operation: the matrix is scaled as ``T = (1/255) * M`` (one double product per entry), each output is
+  ``T1*R + T2*G + T3*B + offset`` accumulated left to right in double (``imlincomb``), then rounded half away from
+  zero. 194 of the 2^24 colours have an exact .5 in rational arithmetic; in that double evaluation 149 of them land
+  a hair below .5 and round down (e.g. R, G, B = 0, 204, 68: Y = 125.49999999999999 -> 125), the rest up.
 - floating point in [0, 1] -> the same float dtype out, also in [0, 1] (Y/255 etc.). Computed in float64.
 
 ``to_y_channel`` is the conversion the PSNR/SSIM metrics use for ``test_y_channel``: unrounded Y on the 0..255
 scale as float32, with the float32 steps of the common reference implementation so metric values agree with it.
+``to_y_channel_float64`` is the unrounded Y of MATLAB's ``rgb2ycbcr(im2double(img))``, in double as MATLAB
+computes it, for protocols whose reference is a MATLAB script.
 """
 
 from __future__ import annotations
@@ -31,15 +36,9 @@ _RGB_TO_YCBCR = np.array(
     dtype=np.float64,
 )
 _YCBCR_OFFSET = np.array([16.0, 128.0, 128.0], dtype=np.float64)
-# The same matrix in thousandths, for exact integer arithmetic on uint8 input: value*255000 = offset*255000 + M @ rgb.
-_RGB_TO_YCBCR_MILLI = np.array(
-    [
-        [65481, 128553, 24966],
-        [-37797, -74203, 112000],
-        [112000, -93786, -18214],
-    ],
-    dtype=np.int64,
-)
+# MATLAB's scaled matrices: uint8 input T = (1/255) * M with the offset as is; double input also offset / 255.
+_MATLAB_T = (1 / 255) * _RGB_TO_YCBCR
+_MATLAB_OFFSET_DOUBLE = (1 / 255) * _YCBCR_OFFSET
 _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 
 
@@ -53,9 +52,21 @@ def _check_dtype(img: np.ndarray, name: str) -> None:
         raise TypeError(f"{name}: expected uint8 in [0, 255] or float in [0, 1], got dtype {img.dtype}")
 
 
-def _round_half_up_div(num: np.ndarray, den: int) -> np.ndarray:
-    """``round(num / den)`` with ties rounded up, exact for integer arrays (floor division handles negatives)."""
-    return (2 * num + den) // (2 * den)
+def _matlab_lincomb(rgb: np.ndarray, row: int, offset: float) -> np.ndarray:
+    """``T(row,1)*R + T(row,2)*G + T(row,3)*B + offset`` in float64, one rounded operation at a time, left to right
+    (MATLAB ``imlincomb``); ``rgb`` (..., 3) float64 on the scale MATLAB sees (0..255 for uint8, [0, 1] for double)."""
+    t = _MATLAB_T[row]
+    out = t[0] * rgb[..., 0]
+    out = out + t[1] * rgb[..., 1]
+    out = out + t[2] * rgb[..., 2]
+    return out + offset
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    """Round to the nearest integer, exact .5 away from zero (MATLAB's conversion to an integer class)."""
+    magnitude = np.abs(x)
+    whole = np.floor(magnitude)
+    return np.copysign(whole + (magnitude - whole >= 0.5), x)
 
 
 def _rgb_to_ycbcr(rgb: np.ndarray, y_only: bool, name: str) -> np.ndarray:
@@ -64,8 +75,9 @@ def _rgb_to_ycbcr(rgb: np.ndarray, y_only: bool, name: str) -> np.ndarray:
     _check_channels(rgb, name)
     rows = slice(0, 1) if y_only else slice(0, 3)
     if rgb.dtype == np.uint8:
-        scaled = rgb.astype(np.int64) @ _RGB_TO_YCBCR_MILLI[rows].T + (_YCBCR_OFFSET[rows] * 255000).astype(np.int64)
-        out = np.clip(_round_half_up_div(scaled, 255000), 0, 255).astype(np.uint8)
+        values = rgb.astype(np.float64)
+        planes = [_matlab_lincomb(values, i, _YCBCR_OFFSET[i]) for i in range(rows.stop)]
+        out = np.clip(_round_half_away(np.stack(planes, axis=-1)), 0, 255).astype(np.uint8)
     else:
         out = ((rgb.astype(np.float64) @ _RGB_TO_YCBCR[rows].T + _YCBCR_OFFSET[rows]) / 255.0).astype(rgb.dtype)
     return out[..., 0] if y_only else out
@@ -119,6 +131,23 @@ def to_y_channel(img: np.ndarray) -> np.ndarray:
     return ((y / 255.0).astype(np.float32) * np.float32(255.0))[..., None]
 
 
+def to_y_channel_float64(img: np.ndarray) -> np.ndarray:
+    """MATLAB's ``rgb2ycbcr(im2double(img))(:, :, 1) * 255``: BGR (H, W, 3) on the 0..255 scale (uint8 or float) ->
+    float64 (H, W, 1), 0..255, unrounded.
+
+    ``im2double`` divides by 255 in double, ``rgb2ycbcr`` evaluates ``T1*r + T2*g + T3*b + 16/255`` with
+    ``T = (1/255) * M`` left to right in double (``imlincomb``); the result is multiplied by 255 (DRSformer's
+    ``statistic.m`` feeds ``x * 255`` to ``ssim.m``). Gray input is returned as float64 (H, W, 1) unchanged.
+    """
+    if img.ndim == 2:
+        return img.astype(np.float64)[..., None]
+    if img.ndim == 3 and img.shape[2] == 1:
+        return img.astype(np.float64)
+    _check_channels(img, "to_y_channel_float64")
+    unit = img[..., ::-1].astype(np.float64) / 255.0
+    return (_matlab_lincomb(unit, 0, _MATLAB_OFFSET_DOUBLE[0]) * 255.0)[..., None]
+
+
 def rgb2ycbcr_pt(img: torch.Tensor, y_only: bool = False) -> torch.Tensor:
     """RGB (B, 3, H, W) float in [0, 1] -> YCbCr (B, 3, H, W) or Y (B, 1, H, W), in [0, 1], computed in img's dtype."""
     if img.ndim != 4 or img.shape[1] != 3:
@@ -135,6 +164,7 @@ __all__ = [
     "rgb2ycbcr",
     "rgb2ycbcr_pt",
     "to_y_channel",
+    "to_y_channel_float64",
     "ycbcr2bgr",
     "ycbcr2rgb",
 ]

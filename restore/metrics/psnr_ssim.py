@@ -10,6 +10,9 @@ Options shared by all four (option-file keys under ``val.metrics.<name>``):
 - ``test_y_channel``: evaluate on BT.601 Y (16..235) instead of the colour channels;
 - ``y_channel_uint8``: with ``test_y_channel``, round Y to integers first, as MATLAB's ``rgb2ycbcr`` does for uint8
   images. This is the deraining protocol (Rain200H/L, SPA-Data evaluation scripts); SR papers use unrounded Y.
+- ``y_channel_float64``: with ``test_y_channel`` and unrounded Y, compute Y in float64 with MATLAB's operations
+  (``rgb2ycbcr`` of an ``im2double`` image: DID-Data/DDN-Data's ``statistic.m``). Without it unrounded Y is float32,
+  as in BasicSR, whose numbers the SR benchmarks are compared with.
 
 SSIM uses the 11x11 Gaussian window (sigma 1.5) over the valid region, the biased local statistics and
 C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2; colour images average over channels. With ``auto_downsample`` the
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from restore.metrics._prepare import check_pair, prepare_pair, y_channel_pt
+from restore.metrics._prepare import check_pair, check_y_options, prepare_pair, y_channel_pt
 from restore.utils.registry import METRIC_REGISTRY
 
 SSIM_WINDOW = 11
@@ -51,6 +54,7 @@ def calculate_psnr(
     input_order: str = "HWC",
     test_y_channel: bool = False,
     y_channel_uint8: bool = False,
+    y_channel_float64: bool = False,
 ) -> float:
     """Peak signal-to-noise ratio in dB with peak 255.
 
@@ -60,11 +64,14 @@ def calculate_psnr(
         input_order: 'HWC' or 'CHW'.
         test_y_channel: compare the Y channel only (colour images).
         y_channel_uint8: round Y to uint8 before comparing (needs ``test_y_channel``).
+        y_channel_float64: unrounded Y in float64 with MATLAB's operations instead of float32 (module docstring).
 
     Returns:
         ``10 log10(255^2 / mse)`` over all pixels and channels (float64); ``inf`` for identical images.
     """
-    a, b = prepare_pair(img, img2, crop_border, input_order, test_y_channel, y_channel_uint8, "calculate_psnr")
+    a, b = prepare_pair(
+        img, img2, crop_border, input_order, test_y_channel, y_channel_uint8, "calculate_psnr", y_channel_float64
+    )
     mse = float(np.mean((a - b) ** 2))
     return math.inf if mse == 0 else float(10.0 * np.log10(255.0 * 255.0 / mse))
 
@@ -123,6 +130,7 @@ def calculate_ssim(
     test_y_channel: bool = False,
     y_channel_uint8: bool = False,
     auto_downsample: bool = False,
+    y_channel_float64: bool = False,
 ) -> float:
     """Structural similarity (Wang et al. 2004), mean over the valid region and over channels.
 
@@ -132,7 +140,9 @@ def calculate_ssim(
     Returns:
         SSIM in [-1, 1] (float).
     """
-    a, b = prepare_pair(img, img2, crop_border, input_order, test_y_channel, y_channel_uint8, "calculate_ssim")
+    a, b = prepare_pair(
+        img, img2, crop_border, input_order, test_y_channel, y_channel_uint8, "calculate_ssim", y_channel_float64
+    )
     if auto_downsample:
         a, b = _downsample(a), _downsample(b)
     if min(a.shape[:2]) < SSIM_WINDOW:
@@ -142,13 +152,18 @@ def calculate_ssim(
 
 
 def _prepare_pt(
-    img: torch.Tensor, img2: torch.Tensor, crop_border: int, test_y_channel: bool, y_channel_uint8: bool, name: str
+    img: torch.Tensor,
+    img2: torch.Tensor,
+    crop_border: int,
+    test_y_channel: bool,
+    y_channel_uint8: bool,
+    name: str,
+    y_channel_float64: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     check_pair(img, img2, name)
     if img.ndim != 4:
         raise ValueError(f"{name}: expected (B, C, H, W) tensors, got shape {tuple(img.shape)}")
-    if y_channel_uint8 and not test_y_channel:
-        raise ValueError(f"{name}: y_channel_uint8 only applies together with test_y_channel=True")
+    check_y_options(test_y_channel, y_channel_uint8, y_channel_float64, name)
     if crop_border < 0:
         raise ValueError(f"{name}: crop_border must be >= 0, got {crop_border}")
     if crop_border:
@@ -157,7 +172,8 @@ def _prepare_pt(
     if test_y_channel:
         if img.shape[1] != 3:
             raise ValueError(f"{name}: test_y_channel needs RGB (B, 3, H, W) tensors, got {tuple(img.shape)}")
-        img, img2 = y_channel_pt(img, y_channel_uint8), y_channel_pt(img2, y_channel_uint8)
+        img = y_channel_pt(img, y_channel_uint8, y_channel_float64)
+        img2 = y_channel_pt(img2, y_channel_uint8, y_channel_float64)
     return img.to(torch.float64), img2.to(torch.float64)
 
 
@@ -168,12 +184,13 @@ def calculate_psnr_pt(
     crop_border: int,
     test_y_channel: bool = False,
     y_channel_uint8: bool = False,
+    y_channel_float64: bool = False,
 ) -> torch.Tensor:
     """Batched PSNR on RGB (B, C, H, W) tensors in [0, 1]; returns float64 (B,) on their device.
 
     ``10 log10(1 / (mse + 1e-8))`` with the mse on the [0, 1] scale (finite for identical images).
     """
-    a, b = _prepare_pt(img, img2, crop_border, test_y_channel, y_channel_uint8, "calculate_psnr_pt")
+    a, b = _prepare_pt(img, img2, crop_border, test_y_channel, y_channel_uint8, "calculate_psnr_pt", y_channel_float64)
     mse = ((a - b) ** 2).mean(dim=(1, 2, 3))
     return 10.0 * torch.log10(1.0 / (mse + 1e-8))
 
@@ -203,9 +220,10 @@ def calculate_ssim_pt(
     test_y_channel: bool = False,
     y_channel_uint8: bool = False,
     auto_downsample: bool = False,
+    y_channel_float64: bool = False,
 ) -> torch.Tensor:
     """Batched SSIM on RGB (B, C, H, W) tensors in [0, 1] (evaluated on x * 255 in float64); returns (B,)."""
-    a, b = _prepare_pt(img, img2, crop_border, test_y_channel, y_channel_uint8, "calculate_ssim_pt")
+    a, b = _prepare_pt(img, img2, crop_border, test_y_channel, y_channel_uint8, "calculate_ssim_pt", y_channel_float64)
     if auto_downsample:
         a, b = _downsample_pt(a), _downsample_pt(b)
     if min(a.shape[-2:]) < SSIM_WINDOW:

@@ -116,6 +116,7 @@ _METRIC = Section(
         "crop_border": _v(INT, 0),
         "test_y_channel": _v(BOOL),  # no default filled in: not every metric takes it (NIQE does not)
         "y_channel_uint8": _v(BOOL),
+        "y_channel_float64": _v(BOOL),
         "better": _v(STR, None, choices=("higher", "lower")),  # None: the metric's own direction
     },
     free=True,  # the other keys are checked against the metric function's parameters (restore.utils.option_blocks)

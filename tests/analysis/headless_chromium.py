@@ -161,7 +161,9 @@ class Browser:
             if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
                 found.append("console: " + " ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
             elif method == "Runtime.exceptionThrown":
-                found.append("exception: " + json.dumps(params.get("exceptionDetails", {}))[:500])
+                details = params.get("exceptionDetails", {})
+                description = str(details.get("exception", {}).get("description", details.get("text", "")))
+                found.append(f"exception: {description[:300]} " + json.dumps(details)[:500])  # message first
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 entry = params["entry"]
                 found.append(f"log: {entry.get('text')} {entry.get('url', '')}")

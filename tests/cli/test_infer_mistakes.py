@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -19,7 +20,7 @@ from torch_threads import one_thread_fixture
 from restore.archs import build_network
 from restore.checkpoint import save_checkpoint
 from restore.commands.infer import main
-from restore.engine import folder as folder_module
+from restore.data import image_io
 from restore.utils.files import is_partial_file
 
 TINY_HAT = {
@@ -217,17 +218,20 @@ def test_empty_folder_given_explicitly_exits_1(tmp_path, weights, capsys):
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_interrupt_prints_one_line_and_exits_130(images, weights, tmp_path, monkeypatch, capsys, how):
     calls = []
-    real = folder_module.restore_file
+    real = image_io.atomic_path
 
-    def restore_then_stop(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            if how == "ctrl-c":
-                raise KeyboardInterrupt
-            os.kill(os.getpid(), signal.SIGTERM)  # turned into KeyboardInterrupt by the handler
-        return real(*args, **kwargs)
+    @contextlib.contextmanager
+    def write_then_stop(path, suffix=None):
+        with real(path, suffix) as tmp:
+            yield tmp
+            calls.append(tmp)
+            if len(calls) == 2:  # the second output is written to its temporary file, not yet renamed
+                assert tmp.stat().st_size > 0
+                if how == "ctrl-c":
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGTERM)  # turned into KeyboardInterrupt by the handler
 
-    monkeypatch.setattr("restore.commands.infer.restore_file", restore_then_stop)
+    monkeypatch.setattr(image_io, "atomic_path", write_then_stop)
     out = tmp_path / "out"
     assert _main("-i", images, "-o", out, "--weights", weights) == 130
     captured = capsys.readouterr()

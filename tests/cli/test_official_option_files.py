@@ -119,7 +119,7 @@ def expected_protocol(name: str, opt: dict, dataset: str) -> dict:
     if opt["network_g"]["type"] == "DRSformer":
         return {"crop_border": 0, **drsformer_protocol()[dataset]}
     crop = 4 if name.startswith("test_DLGSANet_") else opt["scale"]  # README: DLGSANet crops 4 at every scale
-    return {"crop_border": crop, "y_channel_uint8": False, "auto_downsample": False}
+    return {"crop_border": crop, "y_channel_uint8": False, "y_channel_float64": False, "auto_downsample": False}
 
 
 def test_every_family_is_shipped() -> None:
@@ -174,6 +174,7 @@ def test_shipped_file_runs_unchanged(
         entry = report["metrics"][metric]
         assert (entry["type"], entry["better"], entry["crop_border"]) == (kind, "higher", protocol["crop_border"])
         assert entry["test_y_channel"] is True and entry["y_channel_uint8"] is protocol["y_channel_uint8"]
+        assert bool(entry.get("y_channel_float64")) is protocol["y_channel_float64"]
     assert bool(report["metrics"]["ssim"].get("auto_downsample")) is protocol["auto_downsample"]
 
     with open(results / "metrics.csv", newline="") as handle:
@@ -182,16 +183,18 @@ def test_shipped_file_runs_unchanged(
     image = "1" if opt["network_g"]["type"] == "DRSformer" else "img"
     size = DERAIN_SIZE if image == "1" else HR_SIZE
     assert [(r["dataset"], r["image"]) for r in rows] == [(d, i) for d in datasets for i in (image, "average")]
-    crop, y_uint8 = protocol["crop_border"], protocol["y_channel_uint8"]
+    crop = protocol["crop_border"]
+    y_options = {"test_y_channel": True, "y_channel_uint8": protocol["y_channel_uint8"]}
+    y_options["y_channel_float64"] = protocol["y_channel_float64"]
     for dataset in datasets:
         entry = report["datasets"][dataset]
         (measured,) = entry["images"]
         saved = cv2.imread(str(results / "visualization" / dataset / f"{image}_{suffix}.png"))
         gt = cv2.imread(measured["gt_path"])[: saved.shape[0], : saved.shape[1]]
         assert saved.shape == gt.shape == (size, size, 3)
-        assert measured["psnr"] == calculate_psnr(saved, gt, crop, test_y_channel=True, y_channel_uint8=y_uint8)
+        assert measured["psnr"] == calculate_psnr(saved, gt, crop, **y_options)
         assert measured["ssim"] == calculate_ssim(
-            saved, gt, crop, test_y_channel=True, y_channel_uint8=y_uint8, auto_downsample=protocol["auto_downsample"]
+            saved, gt, crop, **y_options, auto_downsample=protocol["auto_downsample"]
         )
         assert entry["average"] == {"psnr": measured["psnr"], "ssim": measured["ssim"]}
 

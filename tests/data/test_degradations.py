@@ -288,3 +288,32 @@ def test_numpy_noise_functions() -> None:
     np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-9)
     jpg = deg.add_jpg_compression(np.random.rand(16, 16, 3).astype(np.float32), 50)
     assert jpg.shape == (16, 16, 3) and jpg.dtype == np.float32
+
+
+def test_plateau_kernels_draw_beta_from_betap_range_on_both_branches() -> None:
+    """Seeded draws recomputed by hand from ``betap_range`` (never ``betag_range``); both beta branches reached."""
+    betag, betap = (0.5, 4.0), (0.3, 2.5)
+    branches = set()
+    for seed in range(12):
+        kernel = random_mixed_kernels(
+            ["plateau_iso"], [1.0], 11, (1, 3), (1, 3), (0, 1), betag, betap, rng=np.random.RandomState(seed)
+        )
+        rs = np.random.RandomState(seed)
+        rs.uniform()  # the kernel-type draw
+        sigma = rs.uniform(1, 3)
+        lower = rs.uniform() < 0.5
+        beta = rs.uniform(betap[0], 1) if lower else rs.uniform(1, betap[1])
+        branches.add(lower)
+        assert (beta < 1) is lower
+        expected = deg.bivariate_plateau(11, sigma, sigma, 0, beta, isotropic=True)
+        np.testing.assert_allclose(kernel, expected, rtol=1e-12, atol=0)
+    assert branches == {True, False}
+
+
+def test_usm_defaults_are_weight_half_and_threshold_ten() -> None:
+    img = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(0))
+    usm = USMSharp()
+    torch.testing.assert_close(usm(img), usm(img, weight=0.5, threshold=10), rtol=0, atol=0)
+    assert not torch.equal(usm(img), usm(img, weight=0.8, threshold=10))
+    arr = img[0].permute(1, 2, 0).numpy().copy()
+    np.testing.assert_array_equal(deg.usm_sharp(arr), deg.usm_sharp(arr, weight=0.5, radius=50, threshold=10))

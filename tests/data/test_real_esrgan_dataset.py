@@ -177,3 +177,30 @@ def test_kernel_sides_are_drawn_from_7_to_21() -> None:
             rows = np.nonzero(kernel.sum(axis=1))[0]
             sides[int(rows[-1] - rows[0] + 1)] += 1
     assert set(sides) == {7, 9, 11, 13, 15, 17, 19, 21}
+
+
+def test_sinc_cutoffs_come_from_the_official_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every cutoff handed to the circular low-pass kernel: final filter U(pi/3, pi); blur kernels U(pi/3, pi) for
+    sides below 13 and U(pi/5, pi) from 13 on."""
+    seen: list[tuple[float, int]] = []
+    real = degradations.circular_lowpass_kernel
+
+    def spy(cutoff: float, kernel_size: int, pad_to: int = 0) -> np.ndarray:
+        seen.append((float(cutoff), int(kernel_size)))
+        return real(cutoff, kernel_size, pad_to)
+
+    monkeypatch.setattr(degradations, "circular_lowpass_kernel", spy)
+    with seeded_global_rngs(5):
+        for _ in range(200):
+            draw_sinc_kernel(1.0)
+    assert len(seen) == 200
+    assert all(math.pi / 3 <= c <= math.pi for c, _ in seen)
+    assert min(c for c, _ in seen) < math.pi / 3 + 0.1  # the whole range is used
+    seen.clear()
+    with seeded_global_rngs(6):
+        for _ in range(300):
+            draw_blur_kernel(["iso"], [1.0], 1.0, [0.2, 3], [0.5, 4], [1, 2])
+    small, large = [c for c, k in seen if k < 13], [c for c, k in seen if k >= 13]
+    assert len(small) + len(large) == 300 and min(len(small), len(large)) > 50
+    assert all(math.pi / 3 <= c <= math.pi for c in small)
+    assert all(math.pi / 5 <= c <= math.pi for c in large) and min(large) < math.pi / 3

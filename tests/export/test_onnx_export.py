@@ -135,14 +135,17 @@ def test_dynamic_export_with_tlc_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_failed_verification_removes_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    class Off(OnnxNetwork):
+    class Off(OnnxNetwork):  # only the second verification input (the photo crop) is off
+        calls = 0
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return super().forward(x) + 1e-3
+            Off.calls += 1
+            return super().forward(x) + (1e-3 if Off.calls == 2 else 0.0)
 
     monkeypatch.setattr(onnx_export, "OnnxNetwork", Off)
-    with pytest.raises(VerificationError, match=r"differs from PyTorch by more than 0.0001 .*file removed"):
+    with pytest.raises(VerificationError, match=r"by more than 0.0001 \(random input .*, sample photo crop 1.00e-03\)"):
         to_onnx(_build(TINY["DLGSANet"]), tmp_path / "m.onnx", tile=16)
-    assert list(tmp_path.iterdir()) == []
+    assert Off.calls == 2 and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow  # 40-60 s per family on 2 cores

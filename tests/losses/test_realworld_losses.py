@@ -221,3 +221,13 @@ def test_official_gan_option_blocks_build(name: str, vgg_file: Path, monkeypatch
     values = pixel(x, gt), *percep(x, gt)
     assert values[2] is None and all(torch.isfinite(v) for v in values[:2])
     assert gan.gan_type == "vanilla" and torch.isfinite(gan(net_d(x), True, is_disc=False))
+
+
+def test_range_norm_maps_minus_one_one_to_zero_one(vgg_file: Path) -> None:
+    """``range_norm=True`` on ``2x - 1`` sees the same image as ``range_norm=False`` on ``x``."""
+    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(3))
+    layers = ["conv1_2", "conv2_2"]
+    plain = VGGFeatureExtractor(layers, vgg_weights=vgg_file)(x)
+    ranged = VGGFeatureExtractor(layers, range_norm=True, vgg_weights=vgg_file)(2 * x - 1)
+    for name in layers:
+        torch.testing.assert_close(ranged[name], plain[name], rtol=1e-5, atol=1e-5)

@@ -30,16 +30,25 @@ def test_readme_table_covers_every_shipped_drsformer_file() -> None:
 # ----------------------------------------------------------------- MATLAB arithmetic, transcribed directly
 
 
+#: MATLAB rgb2ycbcr.m's Y row, scaled as it scales it: ``T = (1/255) * origT``, one double product per entry.
+T_Y = [(1 / 255) * c for c in (65.481, 128.553, 24.966)]
+
+
 def matlab_y(rgb: np.ndarray, uint8: bool) -> np.ndarray:
-    """MATLAB ``rgb2ycbcr(x)(:, :, 1)`` on the 0..255 scale: uint8 input rounds, ``im2double`` input does not."""
+    """MATLAB ``rgb2ycbcr(x)(:, :, 1)`` on the 0..255 scale: uint8 input rounds, ``im2double`` input does not.
+
+    Both evaluate ``T1*R + T2*G + T3*B + offset`` left to right in double (``imlincomb``); uint8 input on 0..255
+    with offset 16, then rounded half away from zero; ``im2double`` input on [0, 1] with offset 16/255 (statistic.m
+    then scales by 255 for ``ssim.m``; its PSNR on [0, 1] equals the 0..255 one).
+    """
+    x = rgb.astype(np.float64) if uint8 else rgb.astype(np.float64) / 255.0
+    offset = 16.0 if uint8 else (1 / 255) * 16
+    y = T_Y[0] * x[..., 0]
+    y = y + T_Y[1] * x[..., 1]
+    y = y + T_Y[2] * x[..., 2]
+    y = y + offset
     if uint8:
-        # Y = (65.481 R + 128.553 G + 24.966 B) / 255 + 16 rounded, halves up; in integers (x1000 x255) so that
-        # exact ties (e.g. R, G, B = 146, 124, 97 gives 125.5) do not depend on float evaluation order.
-        r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
-        num = 65481 * r + 128553 * g + 24966 * b + 16 * 255000
-        return ((2 * num + 255000) // 510000).astype(np.float64)
-    x = rgb.astype(np.float64) / 255.0
-    y = (65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2] + 16.0) / 255.0  # im2double branch
+        return np.floor(y) + (y - np.floor(y) >= 0.5)  # y > 0: half away from zero
     return y * 255.0
 
 
@@ -105,6 +114,7 @@ def test_option_file_metrics_follow_the_readme_table(dataset: str, pair: tuple[n
     for spec in specs.values():
         assert spec.options["crop_border"] == 0 and spec.options["test_y_channel"] is True
         assert bool(spec.options.get("y_channel_uint8", False)) is expected["y_channel_uint8"]
+        assert bool(spec.options.get("y_channel_float64", False)) is expected["y_channel_float64"]
     assert bool(specs["ssim"].options.get("auto_downsample", False)) is expected["auto_downsample"]
 
     # The built metrics compute what the official script computes (restore's metrics take BGR uint8).
@@ -113,7 +123,7 @@ def test_option_file_metrics_follow_the_readme_table(dataset: str, pair: tuple[n
     out_bgr, gt_bgr = out_rgb[..., ::-1].copy(), gt_rgb[..., ::-1].copy()
     psnr = specs["psnr"].fn(img=out_bgr, img2=gt_bgr, **specs["psnr"].options)
     ssim = specs["ssim"].fn(img=out_bgr, img2=gt_bgr, **specs["ssim"].options)
-    assert psnr == pytest.approx(matlab_psnr(y_out, y_gt), abs=1e-6)
+    assert psnr == pytest.approx(matlab_psnr(y_out, y_gt), abs=1e-10)  # float32 Y would be ~2e-7 dB off
     assert ssim == pytest.approx(matlab_ssim(y_out, y_gt, expected["auto_downsample"]), abs=1e-9)
     # and the other set family's rule would give a measurably different number on the same images
     other_y = matlab_y(out_rgb, not expected["y_channel_uint8"]), matlab_y(gt_rgb, not expected["y_channel_uint8"])

@@ -18,6 +18,7 @@ from restore.metrics import (
     calculate_ssim,
     calculate_ssim_pt,
 )
+from restore.metrics.psnr_ssim import downsample_factor
 
 PAIRS = {p["image"]: p for p in index()["psnr_ssim"]["pairs"]}
 VALUES = index()["psnr_ssim"]["values"]
@@ -64,9 +65,11 @@ def test_torch_metric_matches_reference(record: dict) -> None:
 
 
 def _matlab_y_u8(bgr: np.ndarray) -> np.ndarray:
-    """MATLAB rgb2ycbcr on uint8: Y rounded half away from zero, from the exact formula (independent of the library)."""
+    """MATLAB rgb2ycbcr on uint8 (independent of the library): ``T = (1/255) * [65.481 128.553 24.966]``,
+    ``T1*R + T2*G + T3*B + 16`` left to right in double, rounded half away from zero."""
     b, g, r = (bgr[..., i].astype(np.float64) for i in range(3))
-    return np.floor(16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255 + 0.5)
+    t = [(1 / 255) * c for c in (65.481, 128.553, 24.966)]
+    return np.floor(t[0] * r + t[1] * g + t[2] * b + 16 + 0.5)
 
 
 def test_y_channel_uint8_is_the_deraining_protocol() -> None:
@@ -186,3 +189,11 @@ def test_auto_downsample_is_wangs_ssim_m(shape: tuple[int, int]) -> None:
     # images under 384 pixels are not reduced
     small = calculate_ssim(noisy[:300, :300], gt[:300, :300], 0)
     assert calculate_ssim(noisy[:300, :300], gt[:300, :300], 0, auto_downsample=True) == small
+
+
+def test_downsample_factor_rounds_halves_away_from_zero() -> None:
+    """MATLAB's ``round``: 640 / 256 = 2.5 -> 3 and 1152 / 256 = 4.5 -> 5 (Python's ``round`` would give 2 and 4)."""
+    assert downsample_factor(640, 700) == 3 and downsample_factor(700, 640) == 3
+    assert downsample_factor(1152, 1300) == 5
+    assert downsample_factor(639, 700) == 2 and downsample_factor(1151, 1300) == 4
+    assert downsample_factor(100, 100) == 1

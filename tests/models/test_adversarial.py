@@ -65,12 +65,20 @@ def test_discriminator_trains_alone_until_the_generator_step_is_due(vgg: Path) -
     model = build_model(_opt(vgg, net_d_iters=2, net_d_init_iters=0), CPU)
     assert isinstance(model, RealESRGANModel)
     g0, d0 = _copy(model.net_g), _copy(model.net_d)
+    trainable: list[bool] = []  # per discriminator forward: do D's parameters take gradients while it runs?
+    model.net_d.register_forward_pre_hook(
+        lambda mod, args: trainable.append(all(p.requires_grad for p in mod.parameters()))
+    )
     logs = model.train_step([_batch(0)], 1)  # 1 % 2 != 0: discriminator only
     assert set(logs) == {"l_d_real", "out_d_real", "l_d_fake", "out_d_fake"}
     assert not _changed(g0, model.net_g) and _changed(d0, model.net_d)
+    assert trainable == [True, True]  # real, fake
+    trainable.clear()
+    d1 = _copy(model.net_d)
     logs = model.train_step([_batch(1)], 2)
     assert {"l_g_pix", "l_g_percep", "l_g_gan"} <= set(logs) and "l_g_style" not in logs
-    assert _changed(g0, model.net_g)
+    assert _changed(g0, model.net_g) and _changed(d1, model.net_d)
+    assert trainable == [False, True, True]  # frozen during the generator's GAN term, trained after it
     assert all(p.requires_grad for p in model.net_d.parameters())
 
 

@@ -154,3 +154,79 @@ def test_bad_settings_give_one_line_errors() -> None:
         DegradationSettings.from_options({"resize_prob2": [0.5, 0.5]})
     with pytest.raises(ValueError, match=r"^noise_range: expected low <= high"):
         DegradationSettings.from_options({"noise_range": [30, 1]})
+
+
+def _trace_degrade(monkeypatch: pytest.MonkeyPatch, settings: DegradationSettings, seed: int) -> list[tuple]:
+    """Run :func:`degrade` on a tiny batch and list its stages in order: ``("blur", which kernel)``,
+    ``("resize", scale factor or size)``, ``("noise", gaussian prob, sigma range, poisson range, gray prob)`` and
+    ``("jpeg", quality range)``, with the real blur and resize underneath."""
+    import restore.data.degradations as degradations
+    import restore.models.real_degradation as module
+
+    gt = _photo_batch(2, 48)
+    kernels = {}
+    for name, value in (("kernel1", 0.2), ("kernel2", 0.3), ("sinc", 0.4)):
+        k = torch.full((2, 3, 3), (1 - value) / 8)
+        k[:, 1, 1] = value
+        kernels[name] = k
+    events: list[tuple] = []
+    real_filter, real_interpolate = degradations.filter2D, torch.nn.functional.interpolate
+
+    def blur(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        events.append(("blur", next(n for n, k in kernels.items() if torch.equal(k, kernel))))
+        return real_filter(img, kernel)
+
+    def resize(img: torch.Tensor, size=None, scale_factor=None, mode="bilinear") -> torch.Tensor:
+        events.append(("resize", scale_factor if size is None else tuple(size)))
+        return real_interpolate(img, size=size, scale_factor=scale_factor, mode=mode)
+
+    def noise(out, gaussian_prob, sigma, poisson, gray):
+        events.append(("noise", gaussian_prob, tuple(sigma), tuple(poisson), gray))
+        return out
+
+    def jpeg(img: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        events.append(("jpeg",))
+        return img
+
+    monkeypatch.setattr(degradations, "filter2D", blur)
+    monkeypatch.setattr(module, "F", type("F", (), {"interpolate": staticmethod(resize)}))
+    monkeypatch.setattr(module, "_add_noise", noise)
+    with seeded_global_rngs(seed):
+        lq = degrade(gt, kernels["kernel1"], kernels["kernel2"], kernels["sinc"], settings, jpeg)
+    assert lq.shape == (2, 3, 12, 12)
+    return events
+
+
+def test_degradation_stages_their_order_and_probabilities(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probabilities at 0 and 1 decide which stages run; the stage-2 keys are the ``*2`` ones; the final sinc
+    filter always follows the resize to the LQ size; up/down factors come from their own side of the range."""
+    base = dict(
+        scale=4, gt_size=48, resize_prob=(1.0, 0.0, 0.0), resize_range=(0.5, 1.5), resize_prob2=(0.0, 1.0, 0.0),
+        resize_range2=(0.6, 1.2), gaussian_noise_prob=0.25, noise_range=(1.0, 30.0), poisson_scale_range=(0.05, 3.0),
+        gray_noise_prob=0.11, gaussian_noise_prob2=0.75, noise_range2=(2.0, 25.0), poisson_scale_range2=(0.1, 2.5),
+        gray_noise_prob2=0.77,
+    )  # fmt: skip
+    orders = set()
+    for seed in range(8):
+        for second_blur in (0.0, 1.0):
+            events = _trace_degrade(monkeypatch, DegradationSettings(**base, second_blur_prob=second_blur), seed)
+            first, second, final = events[:4], events[4:-3], events[-3:]
+            assert [e[0] for e in first] == ["blur", "resize", "noise", "jpeg"] and first[0][1] == "kernel1"
+            assert 1 <= first[1][1] <= 1.5  # resize_prob (1, 0, 0): always up, factor in [1, resize_range[1]]
+            assert first[2][1:] == (0.25, (1.0, 30.0), (0.05, 3.0), 0.11)
+            expected = [("blur", "kernel2")] if second_blur else []
+            assert second[: len(expected)] == expected
+            resize2, noise2 = second[len(expected) :]
+            assert resize2[0] == "resize" and all(int(12 * 0.6) <= s <= 12 for s in resize2[1])  # down only
+            assert noise2[1:] == (0.75, (2.0, 25.0), (0.1, 2.5), 0.77)
+            kinds = [e[0] for e in final]
+            assert kinds in (["resize", "blur", "jpeg"], ["jpeg", "resize", "blur"])
+            resize_at = kinds.index("resize")
+            assert final[resize_at][1] == (12, 12) and final[resize_at + 1] == ("blur", "sinc")
+            orders.add(tuple(kinds))
+    assert len(orders) == 2
+    # down only in stage 1, up only in stage 2 (sizes relative to the LQ size)
+    flipped = dict(base, resize_prob=(0.0, 1.0, 0.0), resize_prob2=(1.0, 0.0, 0.0))
+    for seed in range(4):
+        events = _trace_degrade(monkeypatch, DegradationSettings(**flipped, second_blur_prob=0.0), seed)
+        assert 0.5 <= events[1][1] <= 1 and all(12 <= s <= int(12 * 1.2) for s in events[4][1])
