@@ -167,7 +167,7 @@ def _export(model: nn.Module, example: Tensor, target: Path, opset: int, dynamic
     if dynamic:
         dims = []
         for axis in ("height", "width"):
-            blocks = torch.export.Dim(f"{axis}_blocks", min=2, max=_MAX_DYNAMIC_SIDE // multiple)
+            blocks = torch.export.Dim(f"{axis}_blocks", min=1 if multiple > 1 else 2, max=_MAX_DYNAMIC_SIDE // multiple)
             dims.append(blocks * multiple if multiple > 1 else blocks)
         dynamic_shapes = ({2: dims[0], 3: dims[1]},)
     with _quiet(), _linear_time_rewrites():

@@ -3,6 +3,11 @@
 Used at inference by DLGSANet's channel attention so that statistics are gathered over windows of the size seen
 in training. Windows of ``min(H, K) x min(W, K)`` are placed along each axis at evenly spaced origins, the last
 one flush with the border; where windows overlap their outputs are averaged (sum / number of covering windows).
+
+``tlc_apply`` places the windows with Python integers (the reference arithmetic). While ``torch.export`` traces
+(ONNX export), ``tlc_apply_traced`` places the same windows from the input's symbolic height and width instead,
+so that one graph serves every image size: origins are a tensor, windows are gathered with ``index_select`` and
+merged with ``index_add``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["tlc_apply", "tlc_origins"]
+__all__ = ["tlc_apply", "tlc_apply_traced", "tlc_origins"]
 
 
 def tlc_origins(size: int, kernel: int) -> list[int]:
@@ -41,6 +46,8 @@ def tlc_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, kerne
         ``(B, C_out, H, W)`` in the dtype of ``fn``'s output; overlaps summed in float32 (row-major window
         order) and divided by their coverage count.
     """
+    if torch.compiler.is_exporting():
+        return tlc_apply_traced(fn, x, kernel)
     batch, _, height, width = x.shape
     rows, cols = tlc_origins(height, kernel), tlc_origins(width, kernel)
     if len(rows) == 1 and len(cols) == 1:
@@ -59,3 +66,38 @@ def tlc_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, kerne
     for j in cols:
         col_count[j : j + kw] += 1
     return (merged / (row_count[:, None] * col_count[None, :])).to(outs.dtype)
+
+
+def _axis_windows(size: int, kernel: int, device: torch.device) -> tuple[torch.Tensor, int]:
+    """``(index, k)``: pixel indices of every window along one axis, ``(n * k,)`` int64 (window-major), and the
+    window length ``k``; the origins of :func:`tlc_origins`, computed without branching on ``size`` (which may be
+    symbolic while tracing)."""
+    k = torch.sym_min(size, kernel)
+    count = (size - 1) // k + 1
+    span = size - k  # origin of the last window
+    step = torch.sym_max((span + count - 2) // torch.sym_max(count - 1, 1), 1)  # ceil(span / (count - 1))
+    windows = (span + step - 1) // step + 1
+    origins = torch.clamp_max(torch.arange(windows, device=device) * step, span)
+    return (origins[:, None] + torch.arange(k, device=device)[None, :]).flatten(), k
+
+
+def tlc_apply_traced(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """:func:`tlc_apply` for graphs with dynamic height and width: the same windows and average, with the window
+    grid derived from the shape of ``x`` inside the graph (equal to ``tlc_apply`` up to the order in which
+    overlapping outputs are summed)."""
+    batch, channels, height, width = x.shape
+    rows, kh = _axis_windows(height, kernel, x.device)
+    cols, kw = _axis_windows(width, kernel, x.device)
+    n_rows, n_cols = rows.shape[0] // kh, cols.shape[0] // kw
+    gathered = x.index_select(2, rows).index_select(3, cols)  # (B, C, n_rows*kh, n_cols*kw)
+    windows = gathered.view(batch, channels, n_rows, kh, n_cols, kw).permute(0, 2, 4, 1, 3, 5)
+    outs = fn(windows.reshape(batch * n_rows * n_cols, channels, kh, kw))
+    out_channels, dtype = outs.shape[1], outs.dtype
+    outs = outs.view(batch, n_rows, n_cols, out_channels, kh, kw).permute(0, 3, 1, 4, 2, 5).float()
+    outs = outs.reshape(batch, out_channels, n_rows * kh, n_cols * kw)
+    zeros = x.new_zeros((), dtype=torch.float32)
+    merged = zeros.expand(batch, out_channels, n_rows * kh, width).index_add(3, cols, outs)
+    merged = zeros.expand(batch, out_channels, height, width).index_add(2, rows, merged)
+    row_count = zeros.expand(height).index_add(0, rows, torch.ones_like(rows, dtype=torch.float32))
+    col_count = zeros.expand(width).index_add(0, cols, torch.ones_like(cols, dtype=torch.float32))
+    return (merged / (row_count[:, None] * col_count[None, :])).to(dtype)
