@@ -284,7 +284,16 @@ def _extend_to(image: Tensor, size: int, padding: PaddingMode) -> Tensor:
 def _fixed_size_tiles(tiler: _Tiler, image: Tensor, size: int, tile: int | str | None, context: int,
                       padding: PaddingMode, blend: Blend) -> Tensor:  # fmt: skip
     """Tiles of exactly ``size`` over ``image`` (padded up to ``size`` first where smaller); the output keeps the
-    padded size, which ``infer`` crops."""
+    padded size, which ``infer`` crops. A smaller image is warned about (one line): the result is not that of the
+    network on the image itself."""
+    h, w = image.shape[2:]
+    if h < size or w < size:
+        logger.warning(
+            "a %dx%d input is padded to the fixed-size model's %dx%d input, so the result is not the PyTorch result "
+            "(the network sees the padding: at the borders, and everywhere for global attention); export with "
+            "dynamic height and width for exact results",
+            h, w, size, size,
+        )  # fmt: skip
     image = _extend_to(image, size, padding)
     if blend == "average":
         return tiler.averaged(image, size, context)
@@ -350,8 +359,9 @@ def infer(
         progress: tqdm bar over tiles; ``None`` = only on a terminal and only when there are several tiles.
 
     A network with ``fixed_input_size`` (an ONNX model exported fixed-size) always runs on tiles of exactly that
-    size: images smaller than it are padded first (and cropped back), ``tile=None``/``"auto"`` picks the largest
-    core that fits, and a larger ``tile`` is reduced to fit.
+    size: images smaller than it are padded first (and cropped back, with a warning that the result then differs
+    from the network's own), ``tile=None``/``"auto"`` picks the largest core that fits, and a larger ``tile`` is
+    reduced to fit.
 
     Returns:
         ``(B, C, H * scale, W * scale)`` float32 on ``lq.device``.
