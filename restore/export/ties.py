@@ -11,7 +11,7 @@ is correct; a comparison of outputs alone cannot tell it from a broken one.
    nodes, in graph order) and its input scores.
 2. PyTorch runs again with its top-k selections replaced, call by call, by those of ONNX Runtime; every entry where
    the two selections disagree must be a near tie in PyTorch's own scores (within ``TIE_TOLERANCE`` of the row's
-   threshold, relative to the row's largest magnitude).
+   threshold, relative to the row's largest magnitude), and every row must keep at least k entries.
 3. The replayed PyTorch output is compared with ONNX Runtime's output.
 
 A real export bug either changes a selection that is not a near tie (rejected in step 2) or changes arithmetic
@@ -43,7 +43,8 @@ _COMPARISON = "GreaterOrEqual"
 @dataclass(frozen=True)
 class Replay:
     """Outcome of a replay: max abs difference of the outputs, flipped selections, and the largest relative
-    distance of a flipped selection from its threshold (0.0 when none flipped)."""
+    distance of a flipped selection from its threshold (0.0 when none flipped; infinite when a row of the graph
+    keeps fewer than k entries)."""
 
     difference: float
     flips: int
@@ -97,6 +98,8 @@ def _replayed_selections(masks: list[np.ndarray], stats: dict) -> Iterator[None]
             if given is None or tuple(given.shape) != tuple(ours.shape):
                 raise _Unusable("top-k comparisons of the graph do not match PyTorch's calls")
             theirs = torch.from_numpy(np.ascontiguousarray(given)).to(ours.device)
+            if bool((theirs.sum(dim=-1) < kept).any()):  # the graph's rule must keep at least k entries per row
+                stats["short_rows"] += int((theirs.sum(dim=-1) < kept).sum())
             flipped = theirs != ours
             if bool(flipped.any()):
                 gaps = ((scores.detach() - threshold).abs() / scale)[flipped]
@@ -123,7 +126,7 @@ def replay_difference(path: str | Path, reference: nn.Module, x: Tensor) -> Repl
     does not run the torch backend's top-k the same number of times)."""
     try:
         got, masks = _run_onnx(Path(path), x)
-        stats = {"flips": 0, "worst_gap": 0.0}
+        stats = {"flips": 0, "worst_gap": 0.0, "short_rows": 0}
         with _replayed_selections(masks, stats), torch.no_grad():
             expected = reference(x).float()
     except _Unusable:
@@ -131,4 +134,5 @@ def replay_difference(path: str | Path, reference: nn.Module, x: Tensor) -> Repl
     if tuple(got.shape) != tuple(expected.shape):
         return None
     difference = float(np.abs(got - expected.numpy()).max())
-    return Replay(difference, stats["flips"], stats["worst_gap"])
+    worst_gap = float("inf") if stats["short_rows"] else stats["worst_gap"]
+    return Replay(difference, stats["flips"], worst_gap)

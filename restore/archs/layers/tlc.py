@@ -46,8 +46,8 @@ def tlc_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, kerne
         ``(B, C_out, H, W)`` in the dtype of ``fn``'s output; overlaps summed in float32 (row-major window
         order) and divided by their coverage count.
     """
-    if torch.compiler.is_exporting():
-        return tlc_apply_traced(fn, x, kernel)
+    if torch.compiler.is_exporting() and not all(isinstance(size, int) for size in x.shape):
+        return tlc_apply_traced(fn, x, kernel)  # symbolic height/width: the grid is computed in the graph
     batch, _, height, width = x.shape
     rows, cols = tlc_origins(height, kernel), tlc_origins(width, kernel)
     if len(rows) == 1 and len(cols) == 1:
@@ -89,14 +89,15 @@ def tlc_apply_traced(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     rows, kh = _axis_windows(height, kernel, x.device)
     cols, kw = _axis_windows(width, kernel, x.device)
     n_rows, n_cols = rows.shape[0] // kh, cols.shape[0] // kw
-    gathered = x.index_select(2, rows).index_select(3, cols)  # (B, C, n_rows*kh, n_cols*kw)
-    windows = gathered.view(batch, channels, n_rows, kh, n_cols, kw).permute(0, 2, 4, 1, 3, 5)
+    # rows are gathered as whole image rows, columns after a transpose: both gathers copy contiguous runs
+    gathered = x.index_select(2, rows).transpose(2, 3).index_select(2, cols)  # (B, C, n_cols*kw, n_rows*kh)
+    windows = gathered.view(batch, channels, n_cols, kw, n_rows, kh).permute(0, 4, 2, 1, 5, 3)
     outs = fn(windows.reshape(batch * n_rows * n_cols, channels, kh, kw))
     out_channels, dtype = outs.shape[1], outs.dtype
-    outs = outs.view(batch, n_rows, n_cols, out_channels, kh, kw).permute(0, 3, 1, 4, 2, 5).float()
-    outs = outs.reshape(batch, out_channels, n_rows * kh, n_cols * kw)
+    outs = outs.view(batch, n_rows, n_cols, out_channels, kh, kw).permute(0, 3, 2, 5, 1, 4).float()
+    outs = outs.reshape(batch, out_channels, n_cols * kw, n_rows * kh)
     zeros = x.new_zeros((), dtype=torch.float32)
-    merged = zeros.expand(batch, out_channels, n_rows * kh, width).index_add(3, cols, outs)
+    merged = zeros.expand(batch, out_channels, width, n_rows * kh).index_add(2, cols, outs).transpose(2, 3)
     merged = zeros.expand(batch, out_channels, height, width).index_add(2, rows, merged)
     row_count = zeros.expand(height).index_add(0, rows, torch.ones_like(rows, dtype=torch.float32))
     col_count = zeros.expand(width).index_add(0, cols, torch.ones_like(cols, dtype=torch.float32))
