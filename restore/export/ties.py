@@ -79,7 +79,7 @@ def _run_onnx(path: Path, x: Tensor) -> tuple[np.ndarray, list[np.ndarray]]:
 
 @contextlib.contextmanager
 def _replayed_selections(masks: list[np.ndarray], stats: dict) -> Iterator[None]:
-    """Patch the torch backend's top-k mix to use ``masks`` (4 per call, in call order); mirrors
+    """Patch the torch backend's top-k mix to use ``masks`` (one per distinct k of a call, in call order); mirrors
     ``torch_impl.topk_mix_matrix`` otherwise."""
     original = torch_impl.topk_mix_matrix
     queue = iter(masks)
@@ -91,10 +91,13 @@ def _replayed_selections(masks: list[np.ndarray], stats: dict) -> Iterator[None]
         scale = scores.detach().abs().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
         weights = topk_weights.to(scores.dtype)
         coeff = None
+        given_by_count: dict[int, np.ndarray | None] = {}
         for branch, kept in enumerate(counts):
             threshold = ranked[..., kept - 1 : kept]
             ours = scores >= threshold
-            given = next(queue, None)
+            if kept not in given_by_count:  # branches keeping equally many share one comparison in the graph
+                given_by_count[kept] = next(queue, None)
+            given = given_by_count[kept]
             if given is None or tuple(given.shape) != tuple(ours.shape):
                 raise _Unusable("top-k comparisons of the graph do not match PyTorch's calls")
             theirs = torch.from_numpy(np.ascontiguousarray(given)).to(ours.device)
