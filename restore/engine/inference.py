@@ -281,19 +281,20 @@ def _extend_to(image: Tensor, size: int, padding: PaddingMode) -> Tensor:
     return grown[:, :, : max(h, size), : max(w, size)]
 
 
+def _warn_padded_up(height: int, width: int, size: int) -> None:
+    """One line: an image smaller than a fixed-size network's input does not get the network's own result."""
+    logger.warning(
+        "a %dx%d input is padded to the fixed-size model's %dx%d input, so the result is not the PyTorch result "
+        "(the network sees the padding: at the borders, and everywhere for global attention); export with "
+        "dynamic height and width for exact results",
+        height, width, size, size,
+    )  # fmt: skip
+
+
 def _fixed_size_tiles(tiler: _Tiler, image: Tensor, size: int, tile: int | str | None, context: int,
                       padding: PaddingMode, blend: Blend) -> Tensor:  # fmt: skip
     """Tiles of exactly ``size`` over ``image`` (padded up to ``size`` first where smaller); the output keeps the
-    padded size, which ``infer`` crops. A smaller image is warned about (one line): the result is not that of the
-    network on the image itself."""
-    h, w = image.shape[2:]
-    if h < size or w < size:
-        logger.warning(
-            "a %dx%d input is padded to the fixed-size model's %dx%d input, so the result is not the PyTorch result "
-            "(the network sees the padding: at the borders, and everywhere for global attention); export with "
-            "dynamic height and width for exact results",
-            h, w, size, size,
-        )  # fmt: skip
+    padded size, which ``infer`` crops."""
     image = _extend_to(image, size, padding)
     if blend == "average":
         return tiler.averaged(image, size, context)
@@ -389,6 +390,8 @@ def infer(
     with _eval_mode(net):
         image, _ = pad_bottom_right(lq.float(), spec.pad_multiple, padding)
         if spec.fixed_size is not None:
+            if min(image.shape[2:]) < spec.fixed_size:
+                _warn_padded_up(h, w, spec.fixed_size)
             out = _fixed_size_tiles(tiler, image, spec.fixed_size, tile, tile_overlap, padding, blend)
         else:
             if tile == "auto":
