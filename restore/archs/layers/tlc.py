@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["tlc_apply", "tlc_apply_traced", "tlc_origins"]
+__all__ = ["tlc_apply", "tlc_apply_traced", "tlc_membership", "tlc_origins"]
 
 
 def tlc_origins(size: int, kernel: int) -> list[int]:
@@ -68,17 +68,29 @@ def tlc_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, kerne
     return (merged / (row_count[:, None] * col_count[None, :])).to(outs.dtype)
 
 
-def _axis_windows(size: int, kernel: int, device: torch.device) -> tuple[torch.Tensor, int]:
-    """``(index, k)``: pixel indices of every window along one axis, ``(n * k,)`` int64 (window-major), and the
-    window length ``k``; the origins of :func:`tlc_origins`, computed without branching on ``size`` (which may be
-    symbolic while tracing)."""
+def _axis_origins(size: int, kernel: int, device: torch.device) -> tuple[torch.Tensor, int]:
+    """``(origins, k)``: the window origins of :func:`tlc_origins` as an int64 tensor and the window length ``k``,
+    computed without branching on ``size`` (which may be symbolic while tracing)."""
     k = torch.sym_min(size, kernel)
     count = (size - 1) // k + 1
     span = size - k  # origin of the last window
     step = torch.sym_max((span + count - 2) // torch.sym_max(count - 1, 1), 1)  # ceil(span / (count - 1))
     windows = (span + step - 1) // step + 1
-    origins = torch.clamp_max(torch.arange(windows, device=device) * step, span)
+    return torch.clamp_max(torch.arange(windows, device=device) * step, span), k
+
+
+def _axis_windows(size: int, kernel: int, device: torch.device) -> tuple[torch.Tensor, int]:
+    """``(index, k)``: pixel indices of every window along one axis, ``(n * k,)`` int64 (window-major)."""
+    origins, k = _axis_origins(size, kernel, device)
     return (origins[:, None] + torch.arange(k, device=device)[None, :]).flatten(), k
+
+
+def tlc_membership(size: int, kernel: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(n, size)`` matrix of the TLC windows along one axis: 1 where pixel ``i`` lies in window ``r``, else 0
+    (traceable with a symbolic ``size``)."""
+    origins, k = _axis_origins(size, kernel, device)
+    pixels = torch.arange(size, device=device)[None, :]
+    return ((pixels >= origins[:, None]) & (pixels < origins[:, None] + k)).to(dtype)
 
 
 def tlc_apply_traced(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, kernel: int) -> torch.Tensor:
