@@ -276,3 +276,18 @@ def test_rejects_bad_configuration() -> None:
         _tiny(buildblock_type="swin")
     with pytest.raises(ValueError, match="FFN type"):
         _tiny(idynamic_ffn_type="MLP")
+
+
+@pytest.mark.parametrize("mode", ["relu", "softmax", "gelu"])
+@pytest.mark.parametrize(("height", "width"), [(5, 7), (12, 12), (13, 40), (41, 9)])
+def test_tlc_attention_by_window_sums_equals_window_batches(mode: str, height: int, width: int) -> None:
+    """The formulation used in graphs of dynamic size (ONNX export) against ``tlc_apply`` of the attention."""
+    from restore.archs.layers.transposed_attention import WindowedTransposedAttention
+
+    torch.manual_seed(0)
+    attn = WindowedTransposedAttention(24, 3, False, mode, True, 12).eval()
+    with torch.no_grad():
+        attn.temperature.uniform_(0.5, 2.0)
+    qkv = torch.randn(2, 72, height, width)
+    want = tlc_apply(lambda windows: attn.attend(windows, mode), qkv, 12)
+    torch.testing.assert_close(attn.attend_windows_by_sums(qkv), want, atol=2e-6, rtol=1e-5)
