@@ -1,14 +1,20 @@
-"""CPU benchmark: ONNX Runtime (exported fixed-size model) vs PyTorch (default ops backend), float32, same run.
+"""CPU benchmark: ONNX Runtime (exported model) vs PyTorch (default ops backend), float32, same run.
 
-Every case builds its network once (random weights, eval mode), exports it with ``restore.export.to_onnx`` at
-the case's tile size (the export's own ONNX Runtime check included), then times one forward of a ``(1, 3, T, T)``
-tile with each runtime, alternating them for ``--repeat`` rounds after one warm-up call each. Columns: best wall
-time of each runtime and ``ratio`` = ONNX Runtime / PyTorch (below 1: ONNX Runtime is faster), plus the export's
-max abs difference to PyTorch. Both runtimes use ``--threads`` threads.
+Every case builds its network once (random weights, eval mode) and exports it with ``restore.export.to_onnx``
+(dynamic height and width, the default; ``--fixed``: a fixed-size model of the case's tile), the export's own ONNX
+Runtime check included. It then times one forward of a ``(1, 3, T, T)`` tile with each runtime, alternating them
+for ``--repeat`` rounds after one warm-up call each. Columns: best wall time of each runtime and ``ratio`` = ONNX
+Runtime / PyTorch (below 1: ONNX Runtime is faster), plus the export's max abs difference to PyTorch. Both runtimes
+use ``--threads`` threads.
+
+``--baseline DIR`` also times ``DIR/<case>.onnx`` (e.g. exported by an earlier version; ``--keep DIR`` keeps this
+run's files) in the same alternating rounds: column ``base/ORT`` = its time / this export's time.
+``--small`` adds, per case, the whole ``restore.engine.infer`` call on a 48x40 image (``small ratio``: ONNX
+Runtime / PyTorch, start-up excluded).
 
 Usage:
     python scripts/bench_onnx.py          # HAT-S x4, DRCT x4, DLGSANet-light x4 (64x64), DRSformer (128x128)
-    python scripts/bench_onnx.py --cases DRSformer --repeat 3 --threads 2
+    python scripts/bench_onnx.py --cases DRSformer --repeat 3 --threads 2 --small
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from restore.archs import build_network
+from restore.engine import infer
 from restore.export import OnnxNetwork, to_onnx
 
 
@@ -69,33 +76,57 @@ CASES = [
 ]
 
 
-def _best(fn: Callable[[], object], rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
-def run_case(case: Case, repeat: int, threads: int, folder: Path) -> tuple[float, float, float, float]:
-    """(torch seconds, ORT seconds, max abs difference of the export check, export seconds)."""
+@dataclass
+class Result:
+    torch_s: float
+    ort_s: float
+    difference: float
+    export_s: float
+    base_s: float | None = None
+    small_ratio: float | None = None
+
+
+def run_case(case: Case, args: argparse.Namespace, folder: Path) -> Result:
+    """Export the case, then time PyTorch, this export and (if given) the baseline file in alternating rounds."""
     torch.manual_seed(0)
     network_g = case.network_g()
     net: nn.Module = build_network(network_g).eval()
     start = time.perf_counter()
-    report = to_onnx(net, folder / f"{case.name}.onnx", tile=case.tile, network_g=network_g)
+    tile = case.tile if args.fixed else None
+    report = to_onnx(net, folder / f"{case.name}.onnx", tile=tile, network_g=network_g)
     exported = time.perf_counter() - start
-    runner = OnnxNetwork(report.path, threads=threads)
+    runners = {"ort": OnnxNetwork(report.path, threads=args.threads)}
+    if args.baseline is not None:
+        runners["base"] = OnnxNetwork(args.baseline / f"{case.name}.onnx", threads=args.threads)
     x = torch.rand(1, 3, case.tile, case.tile)
+    small = torch.rand(1, 3, 48, 40)
+    best = {name: float("inf") for name in ("torch", *runners, "torch small", "ort small")}
     with torch.no_grad():
         net(x)
-        runner(x)
-        torch_best = ort_best = float("inf")
-        for _ in range(repeat):  # alternate so that both see the same machine load
-            torch_best = min(torch_best, _best(lambda: net(x), 1))
-            ort_best = min(ort_best, _best(lambda: runner(x), 1))
-    return torch_best, ort_best, max(report.differences.values()), exported
+        for runner in runners.values():
+            runner(x)
+        if args.small:
+            infer(net, small)
+            infer(runners["ort"], small)
+        for _ in range(args.repeat):  # alternate so that all see the same machine load
+            best["torch"] = min(best["torch"], _timed(lambda: net(x)))
+            for name, runner in runners.items():
+                best[name] = min(best[name], _timed(lambda: runner(x)))  # noqa: B023
+            if args.small:
+                best["torch small"] = min(best["torch small"], _timed(lambda: infer(net, small)))
+                best["ort small"] = min(best["ort small"], _timed(lambda: infer(runners["ort"], small)))
+    result = Result(best["torch"], best["ort"], max(report.differences.values()), exported)
+    if "base" in runners:
+        result.base_s = best["base"]
+    if args.small:
+        result.small_ratio = best["ort small"] / best["torch small"]
+    return result
 
 
 def main() -> None:
@@ -103,18 +134,31 @@ def main() -> None:
     parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES], help="case names (default: all)")
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds per runtime (default 5)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads for both runtimes")
+    parser.add_argument("--fixed", action="store_true", help="export fixed-size models of the tile size")
+    parser.add_argument("--baseline", type=Path, help="folder of <case>.onnx files to time alongside")
+    parser.add_argument("--keep", type=Path, help="folder to keep this run's exported files in")
+    parser.add_argument("--small", action="store_true", help="also time infer() on a 48x40 image")
     args = parser.parse_args()
     unknown = sorted(set(args.cases) - {c.name for c in CASES})
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(c.name for c in CASES)}")
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), float32, best of {args.repeat}")
-    print(f"{'case':<20} {'tile':>5} {'torch s':>9} {'ORT s':>9} {'ratio':>7} {'max diff':>9} {'export s':>9}")
+    kind = "fixed-size" if args.fixed else "dynamic"
+    print(f"torch {torch.__version__}, {args.threads} thread(s), float32, {kind} exports, best of {args.repeat}")
+    header = f"{'case':<20} {'tile':>5} {'torch s':>9} {'ORT s':>9} {'ratio':>7} {'max diff':>9} {'export s':>9}"
+    print(header + (f" {'base/ORT':>9}" if args.baseline else "") + (f" {'small ratio':>12}" if args.small else ""))
     with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         for case in (next(c for c in CASES if c.name == name) for name in args.cases):
-            t, o, diff, exported = run_case(case, args.repeat, args.threads, Path(tmp))
-            print(f"{case.name:<20} {case.tile:>5} {t:>9.3f} {o:>9.3f} {o / t:>7.2f} {diff:>9.1e} {exported:>9.0f}",
-                  flush=True)  # fmt: skip
+            r = run_case(case, args, folder)
+            line = (f"{case.name:<20} {case.tile:>5} {r.torch_s:>9.3f} {r.ort_s:>9.3f} {r.ort_s / r.torch_s:>7.2f} "
+                    f"{r.difference:>9.1e} {r.export_s:>9.0f}")  # fmt: skip
+            if r.base_s is not None:
+                line += f" {r.base_s / r.ort_s:>9.2f}"
+            if r.small_ratio is not None:
+                line += f" {r.small_ratio:>12.2f}"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """``restore export``: a checkpoint to a verified ONNX model.
 
-    restore export --weights W.pth -o model.onnx [--opt net.yml] [--tile N] [--dynamic]
+    restore export --weights W.pth -o model.onnx [--opt net.yml] [--tile N [--dynamic]]
         [--precision fp32|fp16|bf16] [--opset K]
+
+Without ``--tile`` the model takes any height and width; ``--tile N`` makes it take only N x N inputs (with
+``--dynamic``, N is only the size it is traced and verified at).
 
 Exit status: 0 written and verified, 1 verification failed (nothing left behind), 2 unusable weights, options
 or output path, or the ONNX packages are missing.
@@ -31,7 +34,7 @@ def _positive(value: str) -> int:
 
 def build_parser(prog: str = "restore export") -> argparse.ArgumentParser:
     from restore.commands.common import PARAM_KEY_HELP, CommandParser
-    from restore.export.onnx import DEFAULT_OPSET, DEFAULT_TILE, opset_range
+    from restore.export.onnx import DEFAULT_OPSET, opset_range
 
     parser = CommandParser(
         prog=prog,
@@ -43,9 +46,10 @@ def build_parser(prog: str = "restore export") -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True, type=Path, help="ONNX file to write (its folder must exist)")
     parser.add_argument("--opt", type=Path, help="YAML whose network_g builds the network (default: detect)")
     parser.add_argument("--param-key", default=None, help=PARAM_KEY_HELP)
-    tile_help = f"input side of the fixed-size model (default {DEFAULT_TILE}; rounded up to the pad multiple)"
-    parser.add_argument("--tile", type=_positive, default=DEFAULT_TILE, help=tile_help)
-    parser.add_argument("--dynamic", action="store_true", help="dynamic height and width instead of a fixed size")
+    tile_help = "fixed input side N x N (rounded up to the pad multiple); default: any height and width"
+    parser.add_argument("--tile", type=_positive, help=tile_help)
+    parser.add_argument("--dynamic", action="store_true",
+                        help="with --tile: keep height and width dynamic, trace and verify at N")  # fmt: skip
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="fp32 (default) or fp16; bf16 is refused (ORT on CPU cannot run it)")  # fmt: skip
     opset_help = f"ONNX opset, {opset_range()} (default {DEFAULT_OPSET})"
@@ -68,7 +72,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "restore export") -> int
             model.net,
             args.output,
             tile=args.tile,
-            dynamic=args.dynamic,
+            dynamic=True if args.dynamic else None,
             precision=args.precision,
             opset=args.opset,
             network_g=model.network_g,
@@ -83,6 +87,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "restore export") -> int
     for name, value in report.differences.items():
         print(f"{prog}: ONNX Runtime vs PyTorch on the {name}: max abs difference {value:.2e} "
               f"(tolerance {report.tolerance:g})")  # fmt: skip
+    for name, count in report.tie_flips.items():
+        print(f"{prog}: {count} top-k selection(s) between near-tied scores differ on the {name}; compared with "
+              "PyTorch replaying them")  # fmt: skip
     print(f"{prog}: wrote {report.path} ({model.network_g['type']}, {size}, {args.precision})")
     return 0
 

@@ -281,6 +281,16 @@ def _extend_to(image: Tensor, size: int, padding: PaddingMode) -> Tensor:
     return grown[:, :, : max(h, size), : max(w, size)]
 
 
+def _warn_padded_up(height: int, width: int, size: int) -> None:
+    """One line: an image smaller than a fixed-size network's input does not get the network's own result."""
+    logger.warning(
+        "a %dx%d input is padded to the fixed-size model's %dx%d input, so the result is not the PyTorch result "
+        "(the network sees the padding: at the borders, and everywhere for global attention); export with "
+        "dynamic height and width for exact results",
+        height, width, size, size,
+    )  # fmt: skip
+
+
 def _fixed_size_tiles(tiler: _Tiler, image: Tensor, size: int, tile: int | str | None, context: int,
                       padding: PaddingMode, blend: Blend) -> Tensor:  # fmt: skip
     """Tiles of exactly ``size`` over ``image`` (padded up to ``size`` first where smaller); the output keeps the
@@ -350,8 +360,9 @@ def infer(
         progress: tqdm bar over tiles; ``None`` = only on a terminal and only when there are several tiles.
 
     A network with ``fixed_input_size`` (an ONNX model exported fixed-size) always runs on tiles of exactly that
-    size: images smaller than it are padded first (and cropped back), ``tile=None``/``"auto"`` picks the largest
-    core that fits, and a larger ``tile`` is reduced to fit.
+    size: images smaller than it are padded first (and cropped back, with a warning that the result then differs
+    from the network's own), ``tile=None``/``"auto"`` picks the largest core that fits, and a larger ``tile`` is
+    reduced to fit.
 
     Returns:
         ``(B, C, H * scale, W * scale)`` float32 on ``lq.device``.
@@ -379,6 +390,8 @@ def infer(
     with _eval_mode(net):
         image, _ = pad_bottom_right(lq.float(), spec.pad_multiple, padding)
         if spec.fixed_size is not None:
+            if min(image.shape[2:]) < spec.fixed_size:
+                _warn_padded_up(h, w, spec.fixed_size)
             out = _fixed_size_tiles(tiler, image, spec.fixed_size, tile, tile_overlap, padding, blend)
         else:
             if tile == "auto":

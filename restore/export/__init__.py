@@ -2,13 +2,14 @@
 
 Example:
     >>> from restore.export import OnnxNetwork, to_onnx
-    >>> report = to_onnx(net, "model.onnx", tile=256)          # fixed 256x256 input; dynamic=True for any size
+    >>> report = to_onnx(net, "model.onnx")                    # any height and width; tile=256 for a fixed size
     >>> sr = infer(OnnxNetwork("model.onnx"), lq, tile=224)    # same engine, ONNX Runtime underneath
 
 Needs the ``[onnx]`` extra (onnx, onnxscript, onnxruntime); without it the functions say what to install.
 """
 
 from restore.export.onnx import (
+    DEFAULT_DYNAMIC_EXAMPLE,
     DEFAULT_OPSET,
     DEFAULT_TILE,
     TOLERANCES,
@@ -20,6 +21,7 @@ from restore.export.onnx import (
 from restore.export.runtime import OnnxNetwork, OnnxSetupError, read_metadata
 
 __all__ = [
+    "DEFAULT_DYNAMIC_EXAMPLE",
     "DEFAULT_OPSET",
     "DEFAULT_TILE",
     "TOLERANCES",

@@ -1,9 +1,15 @@
 """``to_onnx``: export a network to ONNX through ``torch.onnx.export(dynamo=True)`` and verify it in ONNX Runtime.
 
-The export traces the network's own modules and ops (the ``torch`` backend of ``restore.ops``); nothing is
-rewritten for ONNX. The file is written to a temporary name beside the target, run in ONNX Runtime (CPU) on a
-random input and on a crop of the bundled sample photo, compared with the PyTorch float32 output, and renamed
-only when the maximum absolute difference is within ``TOLERANCES[precision]``; otherwise it is removed.
+The export traces the network's own modules and ops (the ``torch`` backend of ``restore.ops``). By default height
+and width are dynamic: one graph takes every size the network takes (multiples of ``pad_multiple``), and where the
+PyTorch code places windows from the image size (DLGSANet's TLC) the graph computes them from its input's shape.
+With ``tile`` the graph takes only ``tile x tile`` inputs (for runtimes that need static shapes).
+
+The file is written to a temporary name beside the target, run in ONNX Runtime (CPU) on a random input, on a
+crop of the bundled sample photo and (dynamic models) on a small input of odd proportions, compared with the
+PyTorch float32 output, and renamed only when the maximum absolute difference is within ``TOLERANCES[precision]``;
+otherwise it is removed. Differences that come only from top-k selections between near-tied scores are told apart
+from real ones by ``restore.export.ties``.
 
 Metadata (``onnx`` model properties, all strings): ``type``, ``scale``, ``pad_multiple``, ``clamp_output``,
 ``supports_fp16``, ``task``, ``tile_size`` (the fixed input side, or ``dynamic``), ``precision`` and
@@ -20,7 +26,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +36,17 @@ from torch import Tensor, nn
 
 from restore.engine.forward import PRECISIONS, check_precision, network_spec
 from restore.export.runtime import OnnxNetwork, require
+from restore.export.ties import TIE_TOLERANCE, replay_difference
 
 __all__ = [
-    "DEFAULT_OPSET", "DEFAULT_TILE", "MIN_OPSET", "TOLERANCES", "ExportError", "ExportReport", "VerificationError",
-    "max_opset", "opset_range", "to_onnx",
+    "DEFAULT_DYNAMIC_EXAMPLE", "DEFAULT_OPSET", "DEFAULT_TILE", "MIN_OPSET", "TOLERANCES", "ExportError",
+    "ExportReport", "VerificationError", "max_opset", "opset_range", "to_onnx",
 ]  # fmt: skip
 
+#: Side of a fixed-size export when ``dynamic=False`` is asked for without a ``tile``.
 DEFAULT_TILE = 256
+#: Side of the square input a dynamic export is traced and verified at (rounded up to the pad multiple).
+DEFAULT_DYNAMIC_EXAMPLE = 64
 DEFAULT_OPSET = 18
 #: The lowest opset the exporter writes as asked (torch's dynamo exporter; lower requests are not honoured).
 MIN_OPSET = 18
@@ -56,12 +66,17 @@ class VerificationError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExportReport:
-    """What ``to_onnx`` wrote and how closely ONNX Runtime matches PyTorch (max abs difference per check)."""
+    """What ``to_onnx`` wrote and how closely ONNX Runtime matches PyTorch (max abs difference per check).
+
+    ``tie_flips``: per check, top-k selections that ONNX Runtime made differently between near-tied scores (the
+    difference is then that of PyTorch replaying them, see ``restore.export.ties``); empty when none flipped.
+    """
 
     path: Path
     tile_size: int | None
     differences: dict[str, float]
     tolerance: float
+    tie_flips: dict[str, int] = field(default_factory=dict)
 
 
 class _CastWrapper(nn.Module):
@@ -198,7 +213,7 @@ def _export(model: nn.Module, example: Tensor, target: Path, opset: int, dynamic
     if dynamic:
         dims = []
         for axis in ("height", "width"):
-            blocks = torch.export.Dim(f"{axis}_blocks", min=2, max=_MAX_DYNAMIC_SIDE // multiple)
+            blocks = torch.export.Dim(f"{axis}_blocks", min=1 if multiple > 1 else 2, max=_MAX_DYNAMIC_SIDE // multiple)
             dims.append(blocks * multiple if multiple > 1 else blocks)
         dynamic_shapes = ({2: dims[0], 3: dims[1]},)
     with _quiet(), _linear_time_rewrites():
@@ -215,14 +230,14 @@ def _export(model: nn.Module, example: Tensor, target: Path, opset: int, dynamic
     program.save(str(target), external_data=False)
 
 
-def _compare(session_net: OnnxNetwork, reference: nn.Module, inputs: Mapping[str, Tensor],
-             tolerance: float) -> dict[str, float]:  # fmt: skip
+def _compare(session_net: nn.Module, reference: nn.Module, inputs: Mapping[str, Tensor], tolerance: float,
+             flips: dict[str, int] | None = None) -> dict[str, float]:  # fmt: skip
     """Max abs difference between ONNX Runtime and PyTorch per input.
 
-    Top-k selections (DRSformer's sparse attention) can pick differently between scores that are equal to the
-    last bit, depending on the summation order, so PyTorch's own results at two thread counts can be ~1e-3 apart.
-    An input whose difference exceeds ``tolerance`` is therefore compared once more with PyTorch run at another
-    thread count, and the closer of the two PyTorch results counts.
+    An input whose difference exceeds ``tolerance`` is compared once more with PyTorch replaying the model's top-k
+    selections (``restore.export.ties``; ONNX models only): when every selection that differs is a near tie, the
+    replayed difference counts and the number of flipped selections goes to ``flips``. A selection that differs
+    without being a near tie fails verification.
     """
     differences = {}
     for name, x in inputs.items():
@@ -232,15 +247,24 @@ def _compare(session_net: OnnxNetwork, reference: nn.Module, inputs: Mapping[str
         if got.shape != expected.shape:
             raise VerificationError(f"ONNX output {tuple(got.shape)} != PyTorch {tuple(expected.shape)} on {name}")
         difference = float((got - expected).abs().max())
-        if not difference <= tolerance:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1 if threads > 1 else 2)
-            try:
-                with torch.no_grad():
-                    other = reference(x).float()
-            finally:
-                torch.set_num_threads(threads)
-            difference = min(difference, float((got - other).abs().max()))
+        path = getattr(session_net, "path", None)
+        if not difference <= tolerance and path is not None:
+            replay = replay_difference(path, reference, x)
+            if replay is not None and replay.flips:
+                if replay.worst_gap > TIE_TOLERANCE:
+                    why = (
+                        "keep fewer than k entries in a row"
+                        if replay.worst_gap == float("inf")
+                        else f"differ from PyTorch's at scores up to {replay.worst_gap:.1e} (relative) from the "
+                        f"threshold, more than a near tie ({TIE_TOLERANCE:g})"
+                    )
+                    raise VerificationError(
+                        f"{path}: ONNX Runtime differs from PyTorch by {difference:.2e} on the {name}, and its "
+                        f"top-k selections {why}; file removed"
+                    )
+                difference = replay.difference
+                if flips is not None:
+                    flips[name] = replay.flips
         differences[name] = difference
     return differences
 
@@ -249,8 +273,8 @@ def to_onnx(
     net: nn.Module,
     path: str | Path,
     *,
-    tile: int = DEFAULT_TILE,
-    dynamic: bool = False,
+    tile: int | None = None,
+    dynamic: bool | None = None,
     precision: str = "fp32",
     opset: int = DEFAULT_OPSET,
     network_g: Mapping[str, Any] | None = None,
@@ -261,9 +285,11 @@ def to_onnx(
     Args:
         net: a network with the engine attributes (``scale``, ``pad_multiple``, ...); put in eval mode.
         path: the ``.onnx`` file to write; its folder must exist. Written atomically.
-        tile: input side of a fixed-size export, rounded up to the network's ``pad_multiple`` (default 256);
-            with ``dynamic`` the example size used for tracing and verification.
-        dynamic: export height and width as dynamic axes (multiples of ``pad_multiple``, at least two of them).
+        tile: input side of a fixed-size export, rounded up to the network's ``pad_multiple``; with ``dynamic``
+            the side of the example used for tracing and verification (default ``DEFAULT_DYNAMIC_EXAMPLE``).
+        dynamic: height and width as dynamic axes (any multiple of ``pad_multiple``; 2 px and up for networks
+            without one). Default: dynamic unless ``tile`` is given (``dynamic=False`` alone: a
+            ``DEFAULT_TILE`` fixed size).
         precision: ``"fp32"`` or ``"fp16"`` (refused for networks with ``supports_fp16 = False``); ``"bf16"`` is
             refused, since ONNX Runtime's CPU provider cannot run the bfloat16 graph to verify it.
         opset: ONNX opset version, :data:`MIN_OPSET` to :func:`max_opset` (default 18).
@@ -302,11 +328,15 @@ def to_onnx(
     path = Path(path)
     _check_output(path)
     multiple = spec.pad_multiple
+    if dynamic is None:
+        dynamic = tile is None
+    if tile is None:
+        tile = DEFAULT_DYNAMIC_EXAMPLE if dynamic else DEFAULT_TILE
     side = _round_tile(tile, multiple, name)
     if dynamic:
         blocker = getattr(net, "dynamic_shape_blocker", None)
         if blocker:
-            raise ExportError(f"--dynamic refused for {name}: {blocker}")
+            raise ExportError(f"dynamic height/width refused for {name}: {blocker}")
         side = max(side, 2 * multiple)
     net = net.eval()
     model = net if precision == "fp32" else _CastWrapper(copy.deepcopy(net), _DTYPES[precision]).eval()
@@ -325,8 +355,12 @@ def to_onnx(
         if channels == 3:
             width = max(2 * multiple, side // 2 // multiple * multiple) if dynamic else side
             inputs["sample photo crop"] = _sample_crop(side, width)
+        if dynamic:  # one window high, three wide (odd sizes where the network has no multiple)
+            small = (multiple, 3 * multiple) if multiple > 1 else (9, 13)
+            inputs["small odd input"] = torch.rand(1, channels, *small, generator=generator)
+        flips: dict[str, int] = {}
         try:
-            differences = _compare(OnnxNetwork(temporary), net, inputs, TOLERANCES[precision])
+            differences = _compare(OnnxNetwork(temporary), net, inputs, TOLERANCES[precision], flips)
         except VerificationError:
             raise
         except Exception as err:  # e.g. an operator ONNX Runtime's CPU provider lacks for this precision
@@ -342,7 +376,7 @@ def to_onnx(
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    return ExportReport(path, None if dynamic else side, differences, TOLERANCES[precision])
+    return ExportReport(path, None if dynamic else side, differences, TOLERANCES[precision], flips)
 
 
 def _input_channels(net: nn.Module) -> int:

@@ -12,7 +12,7 @@ from parity_helpers import PARITY_DIR, bf16_forward, check_manifest_meta_load, l
 from torch_threads import one_thread_fixture
 
 from restore.archs.dlgsanet import PRESETS, TLC_KERNEL_BY_SCALE, DLGSANet
-from restore.archs.layers.tlc import tlc_apply, tlc_origins
+from restore.archs.layers.tlc import tlc_apply, tlc_apply_traced, tlc_origins
 
 FIXTURES = sorted(PARITY_DIR.glob("dlgsanet_*.pt"))
 MANIFESTS = sorted(PARITY_DIR.glob("manifests/*DLGSANet*.json"))
@@ -104,6 +104,21 @@ def test_tlc_apply_averages_overlaps() -> None:
             total[:, :, i : i + 6, j : j + 6] += win + win.mean(dim=(2, 3), keepdim=True)
             count[:, :, i : i + 6, j : j + 6] += 1
     torch.testing.assert_close(out, total / count)
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (2, 3), (6, 6), (11, 9), (13, 40), (41, 7), (70, 33)])
+@pytest.mark.parametrize("kernel", [6, 12])
+def test_traced_tlc_places_the_same_windows(height: int, width: int, kernel: int) -> None:
+    """The variant for graphs with symbolic sizes: the same grid (checked against the official loop) and average."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, height, width)
+
+    def fn(w: torch.Tensor) -> torch.Tensor:
+        return torch.cat([w * w.mean(dim=(2, 3), keepdim=True), w.amax(dim=(2, 3), keepdim=True).expand_as(w)], 1)
+
+    out = tlc_apply_traced(fn, x, kernel)
+    assert out.shape == (2, 6, height, width)
+    torch.testing.assert_close(out, _tlc_reference(fn, x, kernel), atol=1e-6, rtol=1e-6)
 
 
 def _tlc_reference(fn, x: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -261,3 +276,18 @@ def test_rejects_bad_configuration() -> None:
         _tiny(buildblock_type="swin")
     with pytest.raises(ValueError, match="FFN type"):
         _tiny(idynamic_ffn_type="MLP")
+
+
+@pytest.mark.parametrize("mode", ["relu", "softmax", "gelu"])
+@pytest.mark.parametrize(("height", "width"), [(5, 7), (12, 12), (13, 40), (41, 9)])
+def test_tlc_attention_by_window_sums_equals_window_batches(mode: str, height: int, width: int) -> None:
+    """The formulation used in graphs of dynamic size (ONNX export) against ``tlc_apply`` of the attention."""
+    from restore.archs.layers.transposed_attention import WindowedTransposedAttention
+
+    torch.manual_seed(0)
+    attn = WindowedTransposedAttention(24, 3, False, mode, True, 12).eval()
+    with torch.no_grad():
+        attn.temperature.uniform_(0.5, 2.0)
+    qkv = torch.randn(2, 72, height, width)
+    want = tlc_apply(lambda windows: attn.attend(windows, mode), qkv, 12)
+    torch.testing.assert_close(attn.attend_windows_by_sums(qkv), want, atol=2e-6, rtol=1e-5)

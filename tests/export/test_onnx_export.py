@@ -116,21 +116,62 @@ def test_bf16_export_is_refused_before_tracing(tmp_path: Path, monkeypatch: pyte
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("family", sorted(TINY))
-def test_tiny_dynamic_export(family: str, tmp_path: Path) -> None:
-    network_g = {**TINY[family], "tlc_flag": False} if family == "DLGSANet" else TINY[family]
+def _checkpoint(tmp_path: Path, network_g: dict[str, Any]) -> tuple[torch.nn.Module, Path, Path]:
+    """The network of ``_build`` and its checkpoint and option file."""
     net = _build(network_g)
-    report = to_onnx(net, tmp_path / "m.onnx", tile=16, dynamic=True, network_g=network_g)
+    weights, opt = tmp_path / "net.pth", tmp_path / "net.yml"
+    torch.save({"params_ema": net.state_dict()}, weights)
+    opt.write_text(yaml.safe_dump({"network_g": network_g}))
+    return net, weights, opt
+
+
+@pytest.mark.slow  # 25-60 s per family on 2 cores
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_default_export_is_dynamic_and_infer_onnx_equals_pytorch_at_every_size(
+    family: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from restore.data.image_io import read_image, write_image
+
+    network_g = TINY[family]  # DLGSANet with tlc_flag: true (the default), windows of 8 px
+    net, weights, opt = _checkpoint(tmp_path, network_g)
+    model = tmp_path / "m.onnx"
+    assert cli_main(["export", "--weights", str(weights), "--opt", str(opt), "-o", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "dynamic height/width" in out and "small odd input" in out
+    assert read_metadata(model)["tile_size"] is None
+
+    # one window, odd and smaller than a tile, odd and several tiles (16-px cores, 8 px of context)
+    window = max(net.pad_multiple, 5)
+    sizes = [(window, window), (11, 13), (37, 50)]
+    rng = np.random.default_rng(0)
+    for h, w in sizes:
+        write_image(tmp_path / "in" / f"{h}x{w}.png", rng.random((h, w, 3), dtype=np.float32))
+    common = ["-i", str(tmp_path / "in"), "--tile", "16", "--tile-overlap", "8", "--no-progress"]
+    assert cli_main(["infer", "--onnx", str(model), "-o", str(tmp_path / "onnx"), *common]) == 0
+    torch_argv = ["infer", "--weights", str(weights), "--opt", str(opt), "-o", str(tmp_path / "torch"), *common]
+    assert cli_main(torch_argv) == 0
+    for h, w in sizes:
+        got = read_image(tmp_path / "onnx" / f"{h}x{w}.png").rgb
+        want = read_image(tmp_path / "torch" / f"{h}x{w}.png").rgb
+        assert got.shape == (h * net.scale, w * net.scale, 3)
+        assert np.abs(got - want).max() <= 1 / 255 + 1e-6, (h, w)
+
+    # the float outputs of the engine, before 8-bit rounding, within the export tolerance
+    runner = OnnxNetwork(model)
+    for h, w in [*sizes, (2 * window + 1, 3 * window)]:
+        lq = torch.rand(1, 3, h, w)
+        torch.testing.assert_close(infer(runner, lq, tile=16, tile_overlap=8), infer(net, lq, tile=16, tile_overlap=8),
+                                   atol=1e-4, rtol=0)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_dynamic_export_traced_at_a_given_size(tmp_path: Path) -> None:
+    network_g = {**TINY["DLGSANet"], "tlc_kernel": 12}
+    net = _build(network_g)
+    report = to_onnx(net, tmp_path / "m.onnx", tile=30, dynamic=True, network_g=network_g)
     assert report.tile_size is None and read_metadata(report.path)["tile_size"] is None
-    m = net.pad_multiple
-    _check_ort(report.path, net, [(2 * m * 2, 2 * m * 3), (2 * m * 5, 2 * m)])
-
-
-def test_dynamic_export_with_tlc_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match=r"--dynamic refused for DLGSANet: its TLC windows"):
-        to_onnx(_build(TINY["DLGSANet"]), tmp_path / "m.onnx", dynamic=True)
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(report.differences) == ["random input", "sample photo crop", "small odd input"]
+    _check_ort(report.path, net, [(30, 30), (13, 41), (2, 3), (25, 12)])  # 1 to 4 TLC windows per side
 
 
 @pytest.mark.slow
@@ -158,30 +199,15 @@ def test_official_shaped_export_at_the_smallest_size(family: str, tmp_path: Path
     assert sorted(report.differences) == ["random input", "sample photo crop"]
 
 
-class _ThreadDependent(torch.nn.Module):
-    """Adds ``offset`` only when torch runs single-threaded, like a top-k that flips with the summation order."""
-
-    def __init__(self, offset: float, always: bool = False) -> None:
-        super().__init__()
-        self.offset, self.always = offset, always
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.offset if self.always or torch.get_num_threads() == 1 else x
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-def test_verification_accepts_pytorch_at_another_thread_count(threads: int) -> None:
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        x = {"random input": torch.rand(1, 3, 8, 8)}
-        flips = onnx_export._compare(torch.nn.Identity(), _ThreadDependent(1e-3), x, 1e-4)
-        assert flips["random input"] == 0.0
-        assert torch.get_num_threads() == threads
-        wrong = onnx_export._compare(torch.nn.Identity(), _ThreadDependent(1e-3, always=True), x, 1e-4)
-        assert wrong["random input"] == pytest.approx(1e-3, rel=1e-3)
-    finally:
-        torch.set_num_threads(before)
+@pytest.mark.slow  # 2 min on 2 cores
+def test_official_drsformer_with_near_tied_top_k_scores_verifies(tmp_path: Path) -> None:
+    """The official Rain200H network with seed-0 weights at 128 px: on the sample photo crop ONNX Runtime picks
+    differently from PyTorch between top-k scores a few ulps apart (max abs difference ~6e-3 before the replay)."""
+    network_g, _ = _official("DRSformer")
+    net = _build(network_g)
+    report = to_onnx(net, tmp_path / "m.onnx", tile=128, network_g=network_g)
+    assert max(report.differences.values()) <= 1e-4
+    assert set(report.tie_flips) <= set(report.differences)
 
 
 def test_slice_split_rewrite_is_left_out_only_while_exporting() -> None:

@@ -118,6 +118,24 @@ def test_runner_fixed_size_model(tmp_path: Path) -> None:
         net(torch.rand(1, 3, 8, 8))
 
 
+def test_fixed_size_model_warns_when_an_image_is_padded_up_to_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "up2_16.onnx"
+    _identity_model(path, _meta(tile_size="16"), side=16)
+    net = OnnxNetwork(path)
+    with caplog.at_level("WARNING", logger="restore.engine"):
+        infer(net, torch.rand(1, 3, 20, 24), tile_overlap=4)
+    assert caplog.records == []  # tiles of real image content only
+    with caplog.at_level("WARNING", logger="restore.engine"):
+        infer(net, torch.rand(1, 3, 9, 40), tile_overlap=4)
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "\n" not in message
+    assert message.startswith("a 9x40 input is padded to the fixed-size model's 16x16 input, so the result is not")
+    assert "export with dynamic height and width" in message
+
+
 def test_runner_refuses_a_model_without_metadata(tmp_path: Path) -> None:
     path = tmp_path / "plain.onnx"
     _identity_model(path, None)

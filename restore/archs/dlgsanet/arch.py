@@ -237,12 +237,6 @@ class DLGSANet(nn.Module):
         self.upscale = upscale
         self.upsampler = upsampler
         self.scale = upscale if upsampler in ("pixelshuffledirect", "pixelshuffle") else 1
-        #: Why a traced graph cannot take symbolic H/W (read by ``restore.export``), or None.
-        self.dynamic_shape_blocker = (
-            "its TLC windows (tlc_flag: true) are placed from the input size; export fixed-size or set tlc_flag: false"
-            if tlc_flag
-            else None
-        )
         mean = (0.4488, 0.4371, 0.4040) if in_chans == 3 else (0.0,)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
 

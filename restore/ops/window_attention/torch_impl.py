@@ -129,8 +129,9 @@ def _bias(rpb_table: torch.Tensor, rp_index: torch.Tensor, dtype: torch.dtype) -
 
 
 def _to_heads(tokens: torch.Tensor, windows: int, n: int, num_heads: int) -> torch.Tensor:
-    """``(windows*n, C)`` -> ``(windows, h, n, d)`` view."""
-    return tokens.view(windows, n, num_heads, -1).transpose(1, 2)
+    """``(windows*n, C)`` -> ``(windows, h, n, d)`` view (d spelled out: ``windows`` may be 0, e.g. the interior
+    group of a shifted layer one window high, where ``-1`` would divide by zero in an exported graph)."""
+    return tokens.view(windows, n, num_heads, tokens.shape[-1] // num_heads).transpose(1, 2)
 
 
 def _from_heads(out: torch.Tensor) -> torch.Tensor:
