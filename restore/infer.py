@@ -159,7 +159,9 @@ def build_parser(
         "--precision", choices=PRECISIONS, default="fp32", help="arithmetic (fp16 is refused for HAT, DRCT, DRSformer)"
     )
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available; per rank under torchrun)")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    parser.add_argument("--channels-last", action="store_true", default=None,
+                        help="NHWC memory format (default: the network's own choice on CPU, e.g. DRSformer; "
+                             "NCHW on GPU)")  # fmt: skip
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--suffix", type=_suffix, default="", help="appended to output file names (e.g. _x4)")
     parser.add_argument("--ext", choices=("png", "same"), default="png", help="output format: png or the input's own")
