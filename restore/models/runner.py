@@ -489,6 +489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with sigterm_as_interrupt():
             opt = load_train_options(args.opt, args.force_yml, args.debug)
+            train_set = (opt.get("datasets") or {}).get("train") or {}
+            set_threads(workers=int(train_set.get("num_worker_per_gpu") or 0))  # one core per DataLoader worker
             train(opt, dist, auto_resume=args.auto_resume, option_file=args.opt)
     except KeyboardInterrupt as err:
         message = err.args[0] if isinstance(err, TrainingInterrupted) else "interrupted before training started"
