@@ -16,8 +16,9 @@ Python, so ``tracemalloc`` would not see it). All ratios are default / naive, me
 autocast; ``max diff`` is against the float32 default) and ``onnx`` (the network exported by ``restore export``'s
 ``to_onnx`` at the case's input size, fixed-size float32, run by ONNX Runtime with the same threads).
 
-The process keeps freed memory for reuse as every ``restore`` command does (``restore.utils.malloc``), so both
-backends run without the page-fault storm of glibc's defaults; ``RESTORE_MALLOC=default`` measures with them.
+The process sets up its allocator as every ``restore`` command does (``restore.utils.malloc.configure_allocator``:
+transparent huge pages for large tensors by default; ``RESTORE_MALLOC=keep`` / ``default`` pick the others), the
+same for both backends.
 
 Usage:
     python scripts/bench_cpu.py                   # all cases
@@ -54,7 +55,7 @@ from bench_common import select_cases, set_ops_backend
 
 from restore.archs import build_network
 from restore.engine.forward import network_spec, use_channels_last
-from restore.utils.malloc import keep_freed_memory
+from restore.utils.malloc import configure_allocator
 
 
 @dataclass(frozen=True)
@@ -213,10 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     chosen = select_cases(parser, CASES, args.cases)
-    kept = keep_freed_memory()
+    allocator = configure_allocator()  # as every command does (huge pages take effect before any tensor exists)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeat} alternating rounds, "
-          f"freed memory {'kept' if kept else 'returned (glibc defaults)'}, load {os.getloadavg()[0]:.2f}")  # fmt: skip
+          f"allocator {allocator}, load {os.getloadavg()[0]:.2f}")  # fmt: skip
     print(f"{'case':<18} {'input':<8} {'variant':<14} {'s':>8} {'ratio':>6} {'paired':>7} {'cpu':>6} "
           f"{'max diff':>9} {'peak MB':>8}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,6 +4,8 @@ Each (case, setting) runs in a fresh process (the settings cannot be undone with
 weights, eval mode, the engine's CPU memory format), one untimed forward, then ``--forwards`` timed ones. Reported
 per process: best wall time of a forward, user and system CPU seconds per forward, minor page faults per forward,
 peak resident set (``VmHWM``, MiB) and the resident set after the last forward (memory the process keeps).
+Settings: ``default`` (glibc's), ``keep`` (``keep_freed_memory``) and ``thp`` (glibc's, with PyTorch's
+``THP_MEM_ALLOC_ENABLE=1``: large tensors on transparent huge pages, one fault per 2 MiB).
 Settings alternate across ``--rounds`` rounds, so both see the same machine load. ``tiled`` cases run the engine's
 ``infer`` on a larger image with ``--tile``.
 
@@ -34,7 +36,7 @@ CASES = {
     "DRSformer-1024-tiled": ("DRSformer", 1024, 256),
     "HAT-S_x4-128": ("HAT-S_x4", 128, None),
 }
-SETTINGS = ("default", "keep")
+SETTINGS = ("default", "keep", "thp")
 
 
 def _network(name: str):
@@ -58,6 +60,8 @@ def _status_mib(field: str) -> float:
 
 
 def _child(case: str, setting: str, forwards: int, threads: int) -> None:
+    if setting == "thp":  # PyTorch's own switch: 2 MiB-aligned large blocks, madvise(MADV_HUGEPAGE); read at its
+        os.environ["THP_MEM_ALLOC_ENABLE"] = "1"  # first allocation, so set before any tensor exists
     import torch
 
     from restore.engine import infer

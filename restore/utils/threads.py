@@ -79,20 +79,23 @@ def default_threads(workers: int = 0) -> int | None:
     return max(1, min(cores // ranks - max(0, workers), idle))
 
 
-def set_threads(threads: int | None = None, *, workers: int = 0, keep_freed_memory: bool = True) -> int:
+def set_threads(threads: int | None = None, *, workers: int = 0, allocator: bool = True) -> int:
     """Size torch's and OpenCV's thread pools: ``threads``, else :func:`default_threads` (given this process's
     DataLoader ``workers``); returns torch's count.
 
-    Every command calls this first; with ``keep_freed_memory`` it also applies
-    :func:`restore.utils.malloc.keep_freed_memory` (no page-fault storm on large inputs, ``RESTORE_MALLOC``).
+    Every command calls this first; with ``allocator`` it also applies
+    :func:`restore.utils.malloc.configure_allocator` (no page-fault storm on large inputs, ``$RESTORE_MALLOC``).
+
+    Raises:
+        ValueError: ``$RESTORE_THREADS`` or ``$RESTORE_MALLOC`` holds an unusable value.
     """
+    if allocator:  # before torch allocates anything: PyTorch reads its huge-page switch once
+        from restore.utils.malloc import configure_allocator
+
+        configure_allocator()
     import cv2
     import torch
 
-    if keep_freed_memory:
-        from restore.utils.malloc import keep_freed_memory as keep
-
-        keep()
 
     if threads is None:
         threads = default_threads(workers)

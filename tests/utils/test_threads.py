@@ -60,9 +60,9 @@ def test_bad_environment_value_is_named(monkeypatch, value):
 
 
 def test_set_threads_sizes_both_pools():
-    assert set_threads(2, keep_freed_memory=False) == 2
+    assert set_threads(2, allocator=False) == 2
     assert torch.get_num_threads() == 2 and cv2.getNumThreads() == 2
-    assert set_threads(1, keep_freed_memory=False) == 1
+    assert set_threads(1, allocator=False) == 1
     assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
 
 
