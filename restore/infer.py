@@ -157,8 +157,9 @@ def build_parser(
                         help="official test-time path to follow")  # fmt: skip
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="fp32",
-        help="arithmetic (default fp32). bf16: autocast; on GPUs, and on CPUs with AVX512-BF16 or AMX (0.5-0.8x the "
-             "fp32 CPU time, outputs 36-62 dB PSNR from fp32: docs/benchmarks.md); other CPUs emulate it, slower. "
+        help="arithmetic. bf16: autocast; pays on GPUs, and on CPUs with AVX512-BF16 or AMX (0.45-0.7x the "
+             "fp32 CPU time for HAT, DRCT, DRSformer, not for DLGSANet; outputs 35-62 dB PSNR from fp32: "
+             "docs/benchmarks.md); other CPUs emulate it, slower. "
              "fp16 is refused for HAT, DRCT, DRSformer",
     )  # fmt: skip
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available; per rank under torchrun)")
