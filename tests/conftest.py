@@ -6,6 +6,9 @@ import os
 
 # Triton reads this when ``@triton.jit`` runs, i.e. at import of the kernels: set it before importing restore.
 os.environ.setdefault("TRITON_INTERPRET", "1")
+# Commands run in-process here would make the whole test session keep freed memory (restore.utils.malloc);
+# tests/utils/test_malloc.py checks that setting in subprocesses of its own.
+os.environ.setdefault("RESTORE_MALLOC", "default")
 
 from pathlib import Path
 

@@ -132,10 +132,16 @@ def build_parser(
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="model_class",
                         help="official test-time path to follow")  # fmt: skip
     parser.add_argument(
-        "--precision", choices=PRECISIONS, default="fp32", help="arithmetic (fp16 is refused for HAT, DRCT, DRSformer)"
-    )
+        "--precision", choices=PRECISIONS, default="fp32",
+        help="arithmetic. bf16: autocast; pays on GPUs, and on CPUs with AVX512-BF16 or AMX (0.45-0.7x the "
+             "fp32 CPU time for HAT, DRCT, DRSformer, not for DLGSANet; outputs 35-62 dB PSNR from fp32: "
+             "docs/benchmarks.md); other CPUs emulate it, slower. "
+             "fp16 is refused for HAT, DRCT, DRSformer",
+    )  # fmt: skip
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available; per rank under torchrun)")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    parser.add_argument("--channels-last", action="store_true", default=None,
+                        help="NHWC memory format (default: the network's own choice on CPU, e.g. DRSformer; "
+                             "NCHW on GPU)")  # fmt: skip
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--suffix", type=_suffix, default="", help="appended to output file names (e.g. _x4)")
     parser.add_argument("--ext", choices=("png", "same"), default="png", help="output format: png or the input's own")
@@ -144,7 +150,8 @@ def build_parser(
     parser.add_argument("--max-pixels", type=_at_least(1), default=DEFAULT_MAX_PIXELS,
                         help="refuse input images with more pixels (bombs)")  # fmt: skip
     parser.add_argument("--threads", type=_at_least(1), default=None,
-                        help=f"CPU threads for torch and OpenCV (default: ${THREADS_ENV}, else cores - 1)")  # fmt: skip
+                        help=f"CPU threads for torch and OpenCV (default: ${THREADS_ENV}, else the idle cores: usable "
+                             "cores minus the load average)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 

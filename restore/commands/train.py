@@ -96,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems += found
             if problems:
                 raise OptionsError(problems)
+            train_set = (opt.get("datasets") or {}).get("train") or {}
+            set_threads(workers=int(train_set.get("num_worker_per_gpu") or 0))  # one core per DataLoader worker
             train(opt, dist, auto_resume=args.auto_resume, option_file=args.opt, resume=resume, notes=notes)
     except KeyboardInterrupt as err:
         message = err.args[0] if isinstance(err, TrainingInterrupted) else "interrupted before training started"

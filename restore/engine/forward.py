@@ -8,6 +8,10 @@ What a network must provide (attributes read by the engine; it never looks at ar
 * ``supports_fp16: bool`` False where activations of trained weights overflow float16 (default True).
 * ``fixed_input_size: int | None`` the network takes only square inputs of exactly this size (an ONNX model
   exported fixed-size); tiles then have exactly this size (default None: any multiple of ``pad_multiple``).
+* ``cpu_memory_format: str`` the layout the network runs fastest in on the CPU, ``"channels_last"`` (NHWC) or
+  ``"contiguous"`` (NCHW, the default); measured per family (``docs/benchmarks.md``). The engine converts the
+  network and its inputs to it when it runs on the CPU and the caller does not choose; on other devices the
+  default stays NCHW.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PRECISIONS", "NetworkSpec", "TileForward", "is_out_of_memory", "network_spec"]
+__all__ = ["MEMORY_FORMATS", "PRECISIONS", "NetworkSpec", "TileForward", "is_out_of_memory", "network_spec",
+           "use_channels_last"]  # fmt: skip
 
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+MEMORY_FORMATS: tuple[str, ...] = ("contiguous", "channels_last")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _COMPILED_ATTR = "_engine_compiled"
 
@@ -37,6 +43,7 @@ class NetworkSpec:
     clamp_output: bool
     supports_fp16: bool
     fixed_size: int | None = None
+    cpu_memory_format: str = "contiguous"
 
 
 def network_spec(net: nn.Module) -> NetworkSpec:
@@ -50,12 +57,23 @@ def network_spec(net: nn.Module) -> NetworkSpec:
         clamp_output=bool(getattr(net, "clamp_output", False)),
         supports_fp16=bool(getattr(net, "supports_fp16", True)),
         fixed_size=None if getattr(net, "fixed_input_size", None) is None else int(net.fixed_input_size),
+        cpu_memory_format=str(getattr(net, "cpu_memory_format", "contiguous")),
     )
+    if spec.cpu_memory_format not in MEMORY_FORMATS:
+        raise ValueError(f"{name}: cpu_memory_format must be one of {MEMORY_FORMATS}, got {spec.cpu_memory_format!r}")
     if spec.scale < 1 or spec.pad_multiple < 1:
         raise ValueError(f"{name}: scale and pad_multiple must be >= 1, got {spec.scale} and {spec.pad_multiple}")
     if spec.fixed_size is not None and (spec.fixed_size < 1 or spec.fixed_size % spec.pad_multiple):
         raise ValueError(f"{name}: fixed_input_size {spec.fixed_size} is not a multiple of {spec.pad_multiple}")
     return spec
+
+
+def use_channels_last(spec: NetworkSpec, device: torch.device | str, requested: bool | None = None) -> bool:
+    """The memory format to run in: ``requested`` when given, else the network's ``cpu_memory_format`` on the CPU
+    and NCHW elsewhere (GPU layouts are not measured yet, so they keep the PyTorch default)."""
+    if requested is not None:
+        return requested
+    return torch.device(device).type == "cpu" and spec.cpu_memory_format == "channels_last"
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -84,7 +102,8 @@ class TileForward:
         net: the network (put in eval mode by the caller).
         device: where the network runs; tiles are moved there and the outputs moved back.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; outputs are cast back to float32).
-        channels_last: run in NHWC memory format (the network is converted in place).
+        channels_last: run in NHWC memory format (the network is converted in place); ``None``: the network's
+            ``cpu_memory_format`` on the CPU, NCHW elsewhere (:func:`use_channels_last`).
         compile: wrap the network with ``torch.compile`` (cached on the network object); a string picks the
             dynamo backend (e.g. ``"eager"`` to check graph capture without code generation).
     """
@@ -94,12 +113,12 @@ class TileForward:
         net: nn.Module,
         device: torch.device,
         precision: Precision = "fp32",
-        channels_last: bool = False,
+        channels_last: bool | None = None,
         compile: bool | str = False,
     ) -> None:
         self.device = device
         self.precision = precision
-        self.channels_last = channels_last
+        self.channels_last = channels_last = use_channels_last(network_spec(net), device, channels_last)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         if compile:

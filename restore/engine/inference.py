@@ -334,7 +334,7 @@ def infer(
     precision: Precision = "fp32",
     clamp: bool | None = None,
     device: str | torch.device | None = None,
-    channels_last: bool = False,
+    channels_last: bool | None = None,
     compile: bool | str = False,
     progress: bool | None = None,
 ) -> Tensor:
@@ -355,7 +355,8 @@ def infer(
             with ``supports_fp16 = False``).
         clamp: clamp the output to [0, 1]; ``None`` = the network's ``clamp_output``.
         device: where the network runs (moved there if needed); ``None`` = where its parameters are.
-        channels_last: NHWC memory format (the network is converted in place).
+        channels_last: NHWC memory format (the network is converted in place); ``None``: the network's
+            ``cpu_memory_format`` when it runs on the CPU, NCHW elsewhere.
         compile: ``torch.compile`` the network (cached on it); a string names the dynamo backend.
         progress: tqdm bar over tiles; ``None`` = only on a terminal and only when there are several tiles.
 

@@ -152,7 +152,7 @@ class RealESRGANModel(RealESRNetModel):
             gt = batch["gt"].to(self.device, non_blocking=True)
             with torch.no_grad():
                 fed = FedBatch(batch["lq"].to(self.device, non_blocking=True), gt, self.paired_usm(gt))
-        if self.settings.channels_last:
+        if self.channels_last:
             fed.lq = fed.lq.contiguous(memory_format=torch.channels_last)
         return fed
 

@@ -115,7 +115,7 @@ class RealESRNetModel(RestorationModel):
             return super()._inputs(batch)
         fed = self.feed(batch)
         lq = fed.lq
-        if self.settings.channels_last:
+        if self.channels_last:
             lq = lq.contiguous(memory_format=torch.channels_last)
         return lq, fed.gt
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from restore.archs import build_network
 from restore.checkpoint import CheckpointError, LoadReport, load_network, load_state_dict, save_checkpoint
+from restore.engine.forward import network_spec, use_channels_last
 from restore.models.batch_augment import build_mixup
 from restore.models.criteria import Criteria
 from restore.models.dist import DistInfo, wrap_ddp
@@ -48,7 +49,7 @@ class TrainSettings:
     grad_clip_norm: float = 0.01
     accumulate_grad_batches: int = 1
     amp: str = "fp32"
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: the network's cpu_memory_format on the CPU, NCHW elsewhere
     compile: bool = False
 
     @classmethod
@@ -63,7 +64,7 @@ class TrainSettings:
             grad_clip_norm=float(train_opt.get("grad_clip_norm") or 0.01),
             accumulate_grad_batches=int(train_opt.get("accumulate_grad_batches") or 1),
             amp=str(train_opt.get("amp") or "fp32"),
-            channels_last=bool(train_opt.get("channels_last")),
+            channels_last=None if train_opt.get("channels_last") is None else bool(train_opt["channels_last"]),
             compile=bool(train_opt.get("compile")),
         )
         if not 0.0 <= settings.ema_decay < 1.0:
@@ -117,7 +118,8 @@ class RestorationModel:
         self.load_report = self._load_pretrained(opt.get("path") or {})
         if self.settings.amp == "fp16" and getattr(self.net_g, "supports_fp16", True) is False:
             self.logger.warning(f"{opt['network_g']['type']} is marked supports_fp16=False; prefer train.amp: bf16")
-        if self.settings.channels_last:
+        self.channels_last = use_channels_last(network_spec(self.net_g), device, self.settings.channels_last)
+        if self.channels_last:
             self.net_g = self.net_g.to(memory_format=torch.channels_last)
         self.ddp = wrap_ddp(self.net_g, device, self.dist)
         self.forward_net: nn.Module = self.net_g if self.ddp is None else self.ddp
@@ -207,7 +209,7 @@ class RestorationModel:
         gt = batch["gt"].to(self.device, non_blocking=True)
         if self.mixup is not None:
             gt, lq = self.mixup(gt, lq)
-        if self.settings.channels_last:
+        if self.channels_last:
             lq = lq.contiguous(memory_format=torch.channels_last)
         return lq, gt
 

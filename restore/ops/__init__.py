@@ -5,6 +5,7 @@ functions are imported here so that ``restore.ops.window_attention`` is the func
 """
 
 from restore.ops.dynamic_conv import dynamic_depthwise_conv
+from restore.ops.grouped_conv import grouped_conv2d
 from restore.ops.sparse_channel_attention import sparse_channel_attention
 from restore.ops.window_attention import (
     overlapping_window_attention,
@@ -15,6 +16,7 @@ from restore.ops.window_attention import (
 
 __all__ = [
     "dynamic_depthwise_conv",
+    "grouped_conv2d",
     "overlapping_window_attention",
     "overlapping_window_self_attention",
     "sparse_channel_attention",

@@ -173,7 +173,7 @@ SCHEMA = Section(
                 "grad_clip_norm": _v(NUM, 0.01),
                 "accumulate_grad_batches": _v(INT, 1),
                 "amp": _v(STR, "fp32", choices=("fp32", "bf16", "fp16")),
-                "channels_last": _v(BOOL, False),
+                "channels_last": _v(BOOL, None),
                 "compile": _v(BOOL, False),
                 "pixel_opt": _TYPED_KWARGS,
                 "perceptual_opt": _TYPED_KWARGS,

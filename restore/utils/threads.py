@@ -6,9 +6,14 @@ those threads is often descheduled, and every operator then waits a scheduler ti
 operators (training crops, tiles) become 10-30 times slower than with one thread. OpenCV keeps its own pool
 on top, inside each DataLoader worker too. Defaults chosen here:
 
-* torch: ``$RESTORE_THREADS`` if set; else ``$OMP_NUM_THREADS`` if set (torch already follows it); else one
-  thread fewer than the usable cores (at least 1), so that one core stays free for data loading, the
-  desktop and the operating system. On a 2-core machine that is one thread.
+* torch: ``$RESTORE_THREADS`` if set; else ``$OMP_NUM_THREADS`` if set (torch already follows it); else the cores
+  that are idle when the command starts: the usable cores minus the 1-minute load average, rounded, at least 1
+  (:func:`default_threads`). On an idle machine that is every core (on 2 cores, 2 threads run a forward pass
+  1.6-1.7x faster than 1); with other CPU-bound work running it is fewer, since an OpenMP team that has a member
+  descheduled waits for it at the end of every operator (``docs/benchmarks.md``).
+* Several processes: under torchrun the cores are shared among the ``$LOCAL_WORLD_SIZE`` ranks of the machine, and
+  a training process leaves one core to each of its DataLoader workers, so that processes x threads stays within
+  the cores.
 * OpenCV: as many threads as torch in the main process, and one in each DataLoader worker
   (:func:`worker_threads`), where the workers themselves are the parallelism.
 
@@ -32,8 +37,28 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_threads() -> int | None:
+def _busy_cores() -> float:
+    """Runnable processes averaged over the last minute (the load average; 0 where the OS does not tell)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def _local_ranks() -> int:
+    """Processes of this job on this machine (torchrun's ``LOCAL_WORLD_SIZE``; 1 outside torchrun)."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def default_threads(workers: int = 0) -> int | None:
     """Threads for torch and OpenCV from the environment and the machine; ``None``: keep ``OMP_NUM_THREADS``.
+
+    Without ``$RESTORE_THREADS`` / ``$OMP_NUM_THREADS``: ``min(cores // ranks - workers, round((cores - load) /
+    ranks))``, at least 1, with ``cores`` the usable cores, ``load`` the 1-minute load average, ``ranks`` the local
+    torchrun processes and ``workers`` this process's DataLoader workers.
 
     Raises:
         ValueError: ``$RESTORE_THREADS`` is not a positive integer.
@@ -49,16 +74,31 @@ def default_threads() -> int | None:
         return threads
     if os.environ.get("OMP_NUM_THREADS", "").strip():
         return None
-    return max(1, _usable_cores() - 1)
+    cores, ranks = _usable_cores(), _local_ranks()
+    idle = round((cores - _busy_cores()) / ranks)
+    return max(1, min(cores // ranks - max(0, workers), idle))
 
 
-def set_threads(threads: int | None = None) -> int:
-    """Size torch's and OpenCV's thread pools: ``threads``, else :func:`default_threads`; returns torch's count."""
+def set_threads(threads: int | None = None, *, workers: int = 0, allocator: bool = True) -> int:
+    """Size torch's and OpenCV's thread pools: ``threads``, else :func:`default_threads` (given this process's
+    DataLoader ``workers``); returns torch's count.
+
+    Every command calls this first; with ``allocator`` it also applies
+    :func:`restore.utils.malloc.configure_allocator` (no page-fault storm on large inputs, ``$RESTORE_MALLOC``).
+
+    Raises:
+        ValueError: ``$RESTORE_THREADS`` or ``$RESTORE_MALLOC`` holds an unusable value.
+    """
+    if allocator:  # before torch allocates anything: PyTorch reads its huge-page switch once
+        from restore.utils.malloc import configure_allocator
+
+        configure_allocator()
     import cv2
     import torch
 
+
     if threads is None:
-        threads = default_threads()
+        threads = default_threads(workers)
     if threads is not None:
         torch.set_num_threads(threads)
     cv2.setNumThreads(torch.get_num_threads())

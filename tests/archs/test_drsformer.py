@@ -37,15 +37,19 @@ def test_fixtures_are_present(fixtures: Path) -> None:
     assert len(FIXTURES) == 4 and len(MANIFESTS) == 2
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("backend", ["naive", "torch"])
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
-def test_parity_fixture(path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parity_fixture(path: Path, backend: str, layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RESTORE_OPS", backend)
     fixture = torch.load(path, weights_only=True)
     assert fixture["arch"] == "DRSformer"
     net = load_fixture_network(
         fixture, {"type": "DRSformer", **fixture["kwargs"], "mefc": fixture["variant"] == "mefc"}
     )
+    if layout == "channels_last":  # the layout the engine runs DRSformer in on the CPU
+        net = net.to(memory_format=torch.channels_last)
+        fixture["input"] = fixture["input"].contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         if fixture["mode"] == "arch":
             out = net(fixture["input"])
@@ -74,6 +78,7 @@ def test_presets_pick_the_variant_per_dataset() -> None:
 def test_engine_attributes() -> None:
     net = _tiny()
     assert (net.scale, net.pad_multiple, net.clamp_output) == (1, 8, True)
+    assert net.cpu_memory_format == "channels_last"
     assert net.supports_fp16 is False  # the official code has no fp16 path; bf16 is the low-precision mode
 
 

@@ -16,7 +16,7 @@ from engine_nets import (
 from torch import nn
 
 from restore.engine import infer
-from restore.engine.forward import TileForward, network_spec
+from restore.engine.forward import TileForward, network_spec, use_channels_last
 from restore.engine.memory import CPU_MAX_TILE, auto_tile_size
 
 
@@ -189,6 +189,44 @@ def test_channels_last_and_compile_give_the_same_result() -> None:
     ref = infer(net, lq)
     torch.testing.assert_close(infer(net, lq, compile="eager"), ref)
     torch.testing.assert_close(infer(net, lq, channels_last=True, tile=8, tile_overlap=8), ref, rtol=1e-5, atol=1e-5)
+
+
+class _NhwcSR(LocalSR):
+    """LocalSR that records the memory format of every input it sees and asks for NHWC on the CPU."""
+
+    cpu_memory_format = "channels_last"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+        return super().forward(x)
+
+
+def test_the_network_chooses_its_cpu_memory_format() -> None:
+    net = _NhwcSR(scale=2, pad_multiple=8)
+    net.seen = []
+    lq = torch.rand(1, 3, 24, 40)
+    ref = LocalSR(scale=2, pad_multiple=8)
+    ref.load_state_dict(net.state_dict())
+    out = infer(net, lq, tile=16, tile_overlap=8)
+    assert net.seen and all(net.seen)  # every tile ran in NHWC
+    assert net.head.weight.is_contiguous(memory_format=torch.channels_last)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, infer(ref, lq, tile=16, tile_overlap=8), rtol=1e-5, atol=1e-5)
+    net.seen.clear()
+    infer(net, lq, channels_last=False)  # the caller's choice wins
+    assert net.seen == [False]
+
+
+def test_memory_format_rule() -> None:
+    nhwc, plain = network_spec(_NhwcSR(scale=2, pad_multiple=8)), network_spec(LocalSR(scale=2, pad_multiple=8))
+    assert (nhwc.cpu_memory_format, plain.cpu_memory_format) == ("channels_last", "contiguous")
+    assert use_channels_last(nhwc, "cpu") and not use_channels_last(plain, "cpu")
+    assert not use_channels_last(nhwc, "cuda")  # GPU layouts keep the PyTorch default until measured
+    assert use_channels_last(plain, "cpu", True) and not use_channels_last(nhwc, "cpu", False)
+    bad = LocalSR(scale=2, pad_multiple=8)
+    bad.cpu_memory_format = "nhwc"
+    with pytest.raises(ValueError, match=r"LocalSR: cpu_memory_format must be one of .*'nhwc'"):
+        network_spec(bad)
 
 
 @pytest.mark.cuda

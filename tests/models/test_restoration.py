@@ -157,3 +157,26 @@ def test_mixup_formula() -> None:
     got_gt, got_lq = mix(gt, lq)
     torch.testing.assert_close(got_gt, lam * gt + (1 - lam) * gt[perm])
     torch.testing.assert_close(got_lq, lam * lq + (1 - lam) * lq[perm])
+
+
+TINY_DRSFORMER = {"type": "DRSformer", "dim": 8, "num_blocks": [1, 1, 1, 1], "heads": [1, 2, 2, 4],
+                  "ffn_expansion_factor": 2.0, "mefc": False}  # fmt: skip
+
+
+@pytest.mark.parametrize(("network_g", "setting", "expected"), [
+    (TINY_DRSFORMER, None, True),  # unset: the network's CPU layout
+    (TINY_DRSFORMER, False, False),
+    (TINY_HAT, None, False),
+    (TINY_HAT, True, True),
+])  # fmt: skip
+def test_memory_format_follows_the_network_on_cpu(network_g: dict, setting: bool | None, expected: bool) -> None:
+    opt = _opt() if setting is None else _opt(channels_last=setting)
+    opt.update(scale=1 if network_g["type"] == "DRSformer" else 2, network_g=dict(network_g))
+    model = build_model(opt, CPU)
+    assert model.channels_last is expected
+    conv = next(m for m in model.net_g.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) is expected
+    gen = torch.Generator().manual_seed(0)
+    size = 16 if network_g["type"] == "DRSformer" else 8
+    batch = {"lq": torch.rand(2, 3, size, size, generator=gen), "gt": torch.rand(2, 3, 16, 16, generator=gen)}
+    assert model.train_step([batch], 1)["l_pix"] > 0

@@ -1,4 +1,5 @@
-"""CPU thread defaults: environment first, then one core left free; OpenCV follows torch, one thread in workers."""
+"""CPU thread defaults: environment first, then the idle cores shared among ranks and workers; OpenCV follows torch,
+one thread in workers."""
 
 from __future__ import annotations
 
@@ -20,10 +21,27 @@ def _restore_pools(monkeypatch):
     cv2.setNumThreads(before[1])
 
 
-@pytest.mark.parametrize(("cores", "expected"), [(1, 1), (2, 1), (4, 3), (16, 15)])
-def test_default_leaves_one_core_free(monkeypatch, cores, expected):
+@pytest.mark.parametrize(("cores", "load", "expected"), [
+    (1, 0.0, 1), (2, 0.1, 2), (2, 0.6, 1), (2, 1.0, 1), (2, 7.0, 1), (4, 1.2, 3), (16, 0.0, 16), (16, 3.6, 12),
+])  # fmt: skip
+def test_default_takes_the_idle_cores(monkeypatch, cores, load, expected):
     monkeypatch.setattr(threads_module, "_usable_cores", lambda: cores)
+    monkeypatch.setattr(threads_module, "_busy_cores", lambda: load)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert default_threads() == expected
+
+
+@pytest.mark.parametrize(("cores", "ranks", "workers", "load", "expected"), [
+    (16, 4, 0, 0.0, 4), (16, 4, 2, 0.0, 2), (16, 4, 0, 8.0, 2), (2, 4, 0, 0.0, 1), (8, 1, 3, 0.0, 5),
+    (2, 1, 4, 0.0, 1),
+])  # fmt: skip
+def test_processes_times_threads_stay_within_the_cores(monkeypatch, cores, ranks, workers, load, expected):
+    monkeypatch.setattr(threads_module, "_usable_cores", lambda: cores)
+    monkeypatch.setattr(threads_module, "_busy_cores", lambda: load)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(ranks))
+    threads = default_threads(workers)
+    assert threads == expected
+    assert ranks * (threads + workers) <= cores or threads == 1
 
 
 def test_environment_wins(monkeypatch):
@@ -42,9 +60,9 @@ def test_bad_environment_value_is_named(monkeypatch, value):
 
 
 def test_set_threads_sizes_both_pools():
-    assert set_threads(2) == 2
+    assert set_threads(2, allocator=False) == 2
     assert torch.get_num_threads() == 2 and cv2.getNumThreads() == 2
-    assert set_threads(1) == 1
+    assert set_threads(1, allocator=False) == 1
     assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
 
 

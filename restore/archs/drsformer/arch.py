@@ -20,6 +20,7 @@ from torch import nn
 
 from restore.archs.layers.norm import ChannelLayerNorm
 from restore.archs.layers.transposed_attention import TransposedAttentionProjections
+from restore.ops.grouped_conv import grouped_conv2d
 from restore.utils.registry import ARCH_REGISTRY
 
 __all__ = ["PRESETS", "DRSformer"]
@@ -70,9 +71,14 @@ class MixedScaleFeedForward(nn.Module):
         x = self.project_in(x)
         first3, second3 = F.relu(self.dwconv3x3(x)).chunk(2, dim=1)
         first5, second5 = F.relu(self.dwconv5x5(x)).chunk(2, dim=1)
-        small = F.relu(self.dwconv3x3_1(torch.cat([first3, first5], dim=1)))
-        large = F.relu(self.dwconv5x5_1(torch.cat([second3, second5], dim=1)))
+        small = F.relu(self._mix(self.dwconv3x3_1, torch.cat([first3, first5], dim=1)))
+        large = F.relu(self._mix(self.dwconv5x5_1, torch.cat([second3, second5], dim=1)))
         return self.project_out(torch.cat([small, large], dim=1))
+
+    @staticmethod
+    def _mix(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        """The 2-inputs-per-group conv through :func:`restore.ops.grouped_conv2d` (depthwise + pair sum on CPU)."""
+        return grouped_conv2d(x, conv.weight, conv.bias, padding=conv.padding[0])
 
 
 class SparseTransformerBlock(nn.Module):
@@ -103,7 +109,24 @@ class _Convs(nn.Module):
         self.op = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
+        for layer in self.op:
+            x = _per_channel_scale(layer, x) if _is_depthwise_1x1(layer) else layer(x)
+        return x
+
+
+def _is_depthwise_1x1(layer: nn.Module) -> bool:
+    return (
+        isinstance(layer, nn.Conv2d)
+        and layer.kernel_size == (1, 1)
+        and layer.groups == layer.in_channels > 1
+        and layer.bias is None
+    )
+
+
+def _per_channel_scale(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A bias-free depthwise 1x1 conv as the product it is, ``x * w[c]``: the same single product per element, while
+    PyTorch's CPU convolution runs it group by group on channels-last inputs (one call per channel)."""
+    return x * conv.weight.view(1, -1, 1, 1)
 
 
 def _separable_expert(channels: int, size: int) -> _Convs:
@@ -244,6 +267,8 @@ class DRSformer(nn.Module):
     checkpoint_kwargs = ("mefc",)
     #: Restormer-family U-Nets carry large activations in their residual streams; run them in float32 / bfloat16.
     supports_fp16 = False
+    #: NHWC on the CPU: its depthwise and 1x1 convolutions run 1.3-1.9x faster there (``docs/benchmarks.md``).
+    cpu_memory_format = "channels_last"
 
     def __init__(
         self,
