@@ -151,7 +151,7 @@ def build_parser(
                         help="refuse input images with more pixels (bombs)")  # fmt: skip
     parser.add_argument("--threads", type=_at_least(1), default=None,
                         help=f"CPU threads for torch and OpenCV (default: ${THREADS_ENV}, else the idle cores: usable "
-                             "cores minus the load average)")  # fmt: skip
+                             "cores minus the busy ones)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 

@@ -7,10 +7,11 @@ operators (training crops, tiles) become 10-30 times slower than with one thread
 on top, inside each DataLoader worker too. Defaults chosen here:
 
 * torch: ``$RESTORE_THREADS`` if set; else ``$OMP_NUM_THREADS`` if set (torch already follows it); else the cores
-  that are idle when the command starts: the usable cores minus the 1-minute load average, rounded, at least 1
-  (:func:`default_threads`). On an idle machine that is every core (on 2 cores, 2 threads run a forward pass
-  1.6-1.7x faster than 1); with other CPU-bound work running it is fewer, since an OpenMP team that has a member
-  descheduled waits for it at the end of every operator (``docs/benchmarks.md``).
+  that are idle when the command starts: the usable cores minus the busy ones (the smaller of the 1-minute load
+  average and the tasks runnable at that moment), rounded, at least 1 (:func:`default_threads`). On an idle
+  machine that is every core (on 2 cores, 2 threads run a forward pass 1.6-1.7x faster than 1); with other
+  CPU-bound work running it is fewer, since an OpenMP team that has a member descheduled waits for it at the end
+  of every operator (``docs/benchmarks.md``).
 * Several processes: under torchrun the cores are shared among the ``$LOCAL_WORLD_SIZE`` ranks of the machine, and
   a training process leaves one core to each of its DataLoader workers, so that processes x threads stays within
   the cores.
@@ -23,6 +24,7 @@ on top, inside each DataLoader worker too. Defaults chosen here:
 from __future__ import annotations
 
 import os
+import time
 
 __all__ = ["THREADS_ENV", "default_threads", "set_threads", "worker_threads"]
 
@@ -37,12 +39,37 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _busy_cores() -> float:
-    """Runnable processes averaged over the last minute (the load average; 0 where the OS does not tell)."""
+def _load_average() -> float | None:
+    """Runnable processes averaged over the last minute (``None`` where the OS does not tell)."""
     try:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
-        return 0.0
+        return None
+
+
+def _runnable_now(samples: int = 8, interval_s: float = 0.001) -> float | None:
+    """Other runnable tasks right now: the running count of ``/proc/loadavg`` less this process, averaged over
+    ``samples`` reads ``interval_s`` apart (``None`` without ``/proc``)."""
+    counts = []
+    try:
+        for i in range(samples):
+            if i:
+                time.sleep(interval_s)
+            with open("/proc/loadavg", encoding="ascii") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, sum(counts) / len(counts))
+
+
+def _busy_cores() -> float:
+    """Cores taken by other work: the smaller of the 1-minute load average and the tasks runnable right now.
+
+    The load average alone lags by about a minute: right after one command ends it still counts that command, so
+    the next one would start with too few threads; the momentary count alone misses work that pauses. 0 where
+    the OS tells neither."""
+    known = [v for v in (_load_average(), _runnable_now()) if v is not None]
+    return min(known) if known else 0.0
 
 
 def _local_ranks() -> int:
@@ -56,9 +83,10 @@ def _local_ranks() -> int:
 def default_threads(workers: int = 0) -> int | None:
     """Threads for torch and OpenCV from the environment and the machine; ``None``: keep ``OMP_NUM_THREADS``.
 
-    Without ``$RESTORE_THREADS`` / ``$OMP_NUM_THREADS``: ``min(cores // ranks - workers, round((cores - load) /
-    ranks))``, at least 1, with ``cores`` the usable cores, ``load`` the 1-minute load average, ``ranks`` the local
-    torchrun processes and ``workers`` this process's DataLoader workers.
+    Without ``$RESTORE_THREADS`` / ``$OMP_NUM_THREADS``: ``min(cores // ranks - workers, round((cores - busy) /
+    ranks))``, at least 1, with ``cores`` the usable cores, ``busy`` the cores other work takes (the smaller of the
+    1-minute load average and the tasks runnable now), ``ranks`` the local torchrun processes and ``workers`` this
+    process's DataLoader workers.
 
     Raises:
         ValueError: ``$RESTORE_THREADS`` is not a positive integer.

@@ -3,6 +3,10 @@ one thread in workers."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import pytest
 import torch
@@ -95,3 +99,27 @@ def test_bad_environment_value_is_a_usage_error_for_the_commands(monkeypatch, ca
     assert capsys.readouterr().err.strip() == (
         "restore test: error: $RESTORE_THREADS: expected a positive integer, got 'many'"
     )
+
+
+@pytest.mark.parametrize(("average", "now", "expected"), [
+    (1.9, 0.0, 0.0),  # the command before this one has just ended: the load average still counts it
+    (0.2, 1.0, 0.2),  # work that paused over the last minute but runs now
+    (None, 1.0, 1.0), (1.5, None, 1.5), (None, None, 0.0),
+])  # fmt: skip
+def test_busy_cores_are_the_smaller_of_the_load_average_and_the_runnable_tasks(monkeypatch, average, now, expected):
+    monkeypatch.setattr(threads_module, "_load_average", lambda: average)
+    monkeypatch.setattr(threads_module, "_runnable_now", lambda: now)
+    assert threads_module._busy_cores() == expected
+
+
+@pytest.mark.skipif(not Path("/proc/loadavg").exists(), reason="reads /proc/loadavg (Linux)")
+def test_runnable_now_counts_a_spinning_process():
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nprint(flush=True)\nwhile True: pass"], stdout=subprocess.PIPE
+    )
+    try:
+        spinner.stdout.readline()  # spinning from here on: always runnable, whether or not it has a core
+        assert threads_module._runnable_now() >= 1.0
+    finally:
+        spinner.kill()
+        spinner.wait()
