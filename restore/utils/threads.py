@@ -30,6 +30,7 @@ __all__ = ["THREADS_ENV", "default_threads", "set_threads", "worker_threads"]
 
 #: Environment variable holding the thread count for every ``restore`` command.
 THREADS_ENV = "RESTORE_THREADS"
+_LOADAVG = "/proc/loadavg"  # its 4th field: runnable tasks / all tasks, system-wide
 
 
 def _usable_cores() -> int:
@@ -47,16 +48,30 @@ def _load_average() -> float | None:
         return None
 
 
+def _own_running_threads() -> int:
+    """Threads of this process that are runnable now (state ``R`` in ``/proc/self/task/*/stat``): the reading thread,
+    and e.g. OpenMP workers still spinning after an earlier parallel operator."""
+    running = 0
+    for stat in os.scandir("/proc/self/task"):
+        try:
+            with open(f"{stat.path}/stat", encoding="ascii", errors="replace") as f:
+                running += f.read().rpartition(")")[2].split()[0] == "R"
+        except (OSError, IndexError):  # the thread ended meanwhile
+            continue
+    return running
+
+
 def _runnable_now(samples: int = 8, interval_s: float = 0.001) -> float | None:
-    """Other runnable tasks right now: the running count of ``/proc/loadavg`` less this process, averaged over
-    ``samples`` reads ``interval_s`` apart (``None`` without ``/proc``)."""
+    """Runnable tasks of other processes right now: the running count of ``/proc/loadavg`` less this process's own
+    runnable threads, averaged over ``samples`` reads ``interval_s`` apart (``None`` without ``/proc``)."""
     counts = []
     try:
         for i in range(samples):
             if i:
                 time.sleep(interval_s)
-            with open("/proc/loadavg", encoding="ascii") as f:
-                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+            with open(_LOADAVG, encoding="ascii") as f:
+                running = int(f.read().split()[3].split("/")[0])
+            counts.append(running - _own_running_threads())
     except (OSError, ValueError, IndexError):
         return None
     return max(0.0, sum(counts) / len(counts))

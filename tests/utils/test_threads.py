@@ -123,3 +123,16 @@ def test_runnable_now_counts_a_spinning_process():
     finally:
         spinner.kill()
         spinner.wait()
+
+
+def test_runnable_now_leaves_out_this_process_s_own_threads(monkeypatch, tmp_path):
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("0.50 0.40 0.30 4/200 12345\n")  # 4 runnable tasks on the machine...
+    monkeypatch.setattr(threads_module, "_LOADAVG", str(loadavg))
+    monkeypatch.setattr(threads_module, "_own_running_threads", lambda: 3)  # ...3 of them ours
+    assert threads_module._runnable_now(samples=2, interval_s=0.0) == 1.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc/self/task (Linux)")
+def test_own_running_threads_counts_the_caller():
+    assert threads_module._own_running_threads() >= 1  # the thread reading its own state is running
