@@ -81,12 +81,16 @@ def test_typos_in_several_keys_are_all_reported() -> None:
     raw["val"]["metrics"]["psnr"]["crop_bordr"] = raw["val"]["metrics"]["psnr"].pop("crop_border")
     raw["val"]["metrics"]["ssim"]["test_y_chanel"] = raw["val"]["metrics"]["ssim"].pop("test_y_channel")
     raw["scael"] = raw.pop("scale")
+    raw["network_g"]["embed_dm"] = raw["network_g"].pop("embed_dim")
+    raw["network_g"]["window_sze"] = raw["network_g"].pop("window_size")
+    raw["network_g"]["depths"] = "6, 6"  # a wrong type beside the typos
     with pytest.raises(OptionsError) as caught:
         validate_options(raw, name)
-    assert [p.split(": ")[1] for p in caught.value.problems] == [
-        "scael", "val.metrics.psnr.crop_bordr", "val.metrics.ssim.test_y_chanel",
+    assert sorted(p.split(": ")[1] for p in caught.value.problems) == [
+        "network_g.depths", "network_g.embed_dm", "network_g.window_sze", "scael", "val.metrics.psnr.crop_bordr",
+        "val.metrics.ssim.test_y_chanel",
     ]  # fmt: skip
-    assert str(caught.value).count("\n") == 2
+    assert str(caught.value).count("\n") == 5
 
 
 def test_accepted_unused_keys_are_schema_keys_and_documented() -> None:

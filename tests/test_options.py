@@ -173,8 +173,12 @@ def test_network_g_value_types_are_checked_against_the_constructor(train_yml, ov
 def test_network_g_string_where_an_int_belongs_in_the_file(tmp_path):
     path = tmp_path / "o.yml"
     path.write_text("name: x\nnetwork_g:\n  type: DLGSANet\n  dim: forty-eight\n  groups: '2'\n")
-    with pytest.raises(OptionsError, match=r"network_g\.dim: expected int, got str 'forty-eight'$"):
+    with pytest.raises(OptionsError) as caught:
         load_options(path)
+    assert caught.value.problems == [  # both wrong values, not only the first
+        f"{path}: network_g.dim: expected int, got str 'forty-eight'",
+        f"{path}: network_g.groups: expected int, got str '2'",
+    ]
 
 
 def test_absolute_paths_are_kept(train_yml, tmp_path):

@@ -29,6 +29,7 @@ __all__ = [
     "build_network",
     "check_network_kwargs",
     "detect",
+    "network_kwargs_problems",
 ]
 
 #: Family name -> ``detect(state_dict) -> network_g | None``; tried in this order (most specific first).
@@ -46,8 +47,26 @@ def check_network_kwargs(opt: Mapping[str, Any], where: str = "network_g") -> ty
     Raises:
         KeyError: ``type`` missing or not registered (the message lists registered names).
         TypeError: a key that the constructor does not take (named with the closest valid key), or a value
-            whose type does not fit the constructor's annotation (``network_g.dim: expected int, got str 'abc'``).
+            whose type does not fit the constructor's annotation (``network_g.dim: expected int, got str 'abc'``);
+            the first such problem (:func:`network_kwargs_problems` lists them all).
     """
+    cls, problems = _network_class_and_problems(opt, where)
+    if problems:
+        raise TypeError(problems[0])
+    return cls
+
+
+def network_kwargs_problems(opt: Mapping[str, Any], where: str = "network_g") -> list[str]:
+    """Every key of ``opt`` that the registered constructor does not take, and every value whose type does not fit
+    its annotation, one line each (as :func:`check_network_kwargs` words them).
+
+    Raises:
+        KeyError: ``type`` missing or not registered.
+    """
+    return _network_class_and_problems(opt, where)[1]
+
+
+def _network_class_and_problems(opt: Mapping[str, Any], where: str) -> tuple[type[nn.Module], list[str]]:
     import difflib
 
     if "type" not in opt:
@@ -55,18 +74,17 @@ def check_network_kwargs(opt: Mapping[str, Any], where: str = "network_g") -> ty
     cls = ARCH_REGISTRY.get(opt["type"])
     params = inspect.signature(cls.__init__).parameters
     valid = [n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    problems = []
     for key in opt:
         if key != "type" and key not in valid:
             close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise TypeError(f"{where}.{key}: {opt['type']} takes no argument {key!r}{hint}")
+            problems.append(f"{where}.{key}: {opt['type']} takes no argument {key!r}{hint}")
     hints = _annotations(cls)
     for key, value in opt.items():
         if key != "type" and key in hints and not _fits(value, hints[key]):
-            raise TypeError(
-                f"{where}.{key}: expected {_describe(hints[key])}, got {type(value).__name__} {value!r}"
-            )
-    return cls
+            problems.append(f"{where}.{key}: expected {_describe(hints[key])}, got {type(value).__name__} {value!r}")
+    return cls, problems
 
 
 def _annotations(cls: type) -> dict[str, Any]:

@@ -13,11 +13,15 @@ import argparse
 import difflib
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from restore.engine.loading import LoadedModel
 
 __all__ = [
     "EXIT_DONE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_STATUS_HELP", "EXIT_USAGE", "PARAM_KEY_HELP",
-    "CommandParser", "HelpFormatter", "nearest", "report_errors",
+    "CommandParser", "HelpFormatter", "load_weights", "nearest", "report_errors",
 ]  # fmt: skip
 
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -54,6 +58,21 @@ class CommandParser(argparse.ArgumentParser):
         """One usage line, one error line, exit status 2 (argparse prints the whole usage block)."""
         sys.stderr.write(f"usage: {self.prog} [options]; '{self.prog} -h' lists them\n{self.prog}: error: {message}\n")
         sys.exit(EXIT_USAGE)
+
+
+def load_weights(
+    weights: str | Path, param_key: str | None, network_g: dict[str, Any] | None = None
+) -> LoadedModel:
+    """A checkpoint as every command loads it: ``--param-key`` named, that entry must exist; unnamed,
+    ``params_ema``, else ``params``. ``network_g`` builds the network (default: detected from the weights).
+
+    Raises:
+        restore.engine.loading.ModelLoadError: unusable weights, key or options (one line).
+    """
+    from restore.engine.loading import load_model
+
+    key = param_key or "params_ema"
+    return load_model(weights, network_g, param_key=key, require_key=param_key is not None)
 
 
 def report_errors(prog: str, problems: Sequence[str] | str) -> None:

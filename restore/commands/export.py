@@ -60,14 +60,14 @@ def build_parser(prog: str = "restore export") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str = "restore export") -> int:
     """Parse ``argv``, export and verify; returns the exit status (see the module docstring)."""
     args = build_parser(prog).parse_args(argv)
-    from restore.engine.loading import ModelLoadError, load_model, network_options_from_yaml
+    from restore.commands.common import load_weights
+    from restore.engine.loading import ModelLoadError, network_options_from_yaml
     from restore.export.onnx import ExportError, VerificationError, to_onnx
     from restore.export.runtime import OnnxSetupError
 
     try:
         network_g = network_options_from_yaml(args.opt) if args.opt else None
-        param_key = args.param_key or "params_ema"
-        model = load_model(args.weights, network_g, param_key=param_key, require_key=args.param_key is not None)
+        model = load_weights(args.weights, args.param_key, network_g)
         report = to_onnx(
             model.net,
             args.output,

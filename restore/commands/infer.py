@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from restore.commands.common import PARAM_KEY_HELP, CommandParser
+from restore.commands.common import PARAM_KEY_HELP, CommandParser, load_weights
 from restore.data.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from restore.engine.folder import FileJob, drop_own_outputs, plan_jobs, restore_file, scan_images, shard
 from restore.engine.forward import PRECISIONS, check_precision, network_spec
@@ -37,7 +37,6 @@ from restore.engine.loading import (
     LoadedModel,
     ModelLoadError,
     check_device,
-    load_model,
     network_options_from_yaml,
     task_of,
 )
@@ -324,8 +323,7 @@ def _prepare_and_run(
             model = _onnx_model(args)
         else:
             network_g = network_options_from_yaml(args.opt) if args.opt else None
-            param_key = args.param_key or "params_ema"
-            model = load_model(args.weights, network_g, param_key=param_key, require_key=args.param_key is not None)
+            model = load_weights(args.weights, args.param_key, network_g)
     except ModelLoadError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

@@ -31,13 +31,13 @@ def build_parser(prog: str = "restore info") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str = "restore info") -> int:
     """Parse ``argv`` and print the checkpoint's summary; returns the exit status."""
     args = build_parser(prog).parse_args(argv)
+    from restore.commands.common import load_weights
     from restore.engine.forward import network_spec
-    from restore.engine.loading import ModelLoadError, load_model, network_options_from_yaml, task_of
+    from restore.engine.loading import ModelLoadError, network_options_from_yaml, task_of
 
     try:
         network_g = network_options_from_yaml(args.opt) if args.opt else None
-        param_key = args.param_key or "params_ema"
-        model = load_model(args.weights, network_g, param_key=param_key, require_key=args.param_key is not None)
+        model = load_weights(args.weights, args.param_key, network_g)
     except ModelLoadError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

@@ -127,8 +127,9 @@ def _models(args: argparse.Namespace) -> list[tuple[str, str, dict | None]]:
 def _run(args: argparse.Namespace) -> int:
     from restore.analysis import lam_figures as fig
     from restore.analysis.lam import check_window, lam
+    from restore.commands.common import load_weights
     from restore.data.image_io import read_image
-    from restore.engine.loading import default_device, load_model
+    from restore.engine.loading import default_device
 
     for flag, value in (("--batch", args.batch), ("--fold", args.fold), ("--l", args.l)):
         if value < 1:
@@ -156,8 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     models = _models(args)
     loaded = []
     for name, weights, network_g in models:
-        param_key = args.param_key or "params_ema"
-        model = load_model(weights, network_g, param_key=param_key, require_key=args.param_key is not None)
+        model = load_weights(weights, args.param_key, network_g)
         loaded.append((name, weights, model))
     scales = {int(getattr(m.net, "scale", 1)) for _, _, m in loaded}
     if len(scales) != 1:

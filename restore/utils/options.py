@@ -325,7 +325,7 @@ def _resolve(value: str | None, root: Path) -> str | None:
 
 
 def _check_network(opt: dict[str, Any], source: str) -> list[str]:
-    from restore.archs import ARCH_REGISTRY, check_network_kwargs  # lazy: options load without torch models
+    from restore.archs import ARCH_REGISTRY, network_kwargs_problems  # lazy: options load without torch models
     from restore.utils.option_blocks import missing_type
 
     problems = []
@@ -337,11 +337,9 @@ def _check_network(opt: dict[str, Any], source: str) -> list[str]:
             problems.append(missing_type(network, f"{source}: {key}", ARCH_REGISTRY.keys()))
             continue
         try:
-            check_network_kwargs(network, where=f"{source}: {key}")
+            problems += network_kwargs_problems(network, where=f"{source}: {key}")
         except KeyError as err:
             problems.append(f"{source}: {key}.type: {err.args[0]}")
-        except TypeError as err:
-            problems.append(str(err))
     return problems
 
 
