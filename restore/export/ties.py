@@ -30,7 +30,6 @@ import torch
 from torch import Tensor, nn
 
 from restore.ops.sparse_channel_attention import torch_impl
-from restore.ops.sparse_channel_attention.naive import topk_counts
 
 __all__ = ["TIE_TOLERANCE", "Replay", "replay_difference"]
 
@@ -79,40 +78,32 @@ def _run_onnx(path: Path, x: Tensor) -> tuple[np.ndarray, list[np.ndarray]]:
 
 @contextlib.contextmanager
 def _replayed_selections(masks: list[np.ndarray], stats: dict) -> Iterator[None]:
-    """Patch the torch backend's top-k mix to use ``masks`` (one per distinct k of a call, in call order); mirrors
-    ``torch_impl.topk_mix_matrix`` otherwise."""
+    """Patch the torch backend's top-k mix to use ``masks`` (one per distinct k of a call, in call order) through
+    the ``select`` hook of ``torch_impl.topk_mix_matrix``, counting the flipped selections in ``stats``."""
     original = torch_impl.topk_mix_matrix
     queue = iter(masks)
+    given_by_count: dict[int, np.ndarray | None] = {}
+
+    def select(scores: Tensor, kept: int, threshold: Tensor, ours: Tensor) -> Tensor:
+        if kept not in given_by_count:  # branches keeping equally many share one comparison in the graph
+            given_by_count[kept] = next(queue, None)
+        given = given_by_count[kept]
+        if given is None or tuple(given.shape) != tuple(ours.shape):
+            raise _Unusable("top-k comparisons of the graph do not match PyTorch's calls")
+        theirs = torch.from_numpy(np.ascontiguousarray(given)).to(ours.device)
+        if bool((theirs.sum(dim=-1) < kept).any()):  # the graph's rule must keep at least k entries per row
+            stats["short_rows"] += int((theirs.sum(dim=-1) < kept).sum())
+        flipped = theirs != ours
+        if bool(flipped.any()):
+            scale = scores.detach().abs().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
+            gaps = ((scores.detach() - threshold).abs() / scale)[flipped]
+            stats["flips"] += int(flipped.sum())
+            stats["worst_gap"] = max(stats["worst_gap"], float(gaps.max()))
+        return theirs
 
     def replay(scores: Tensor, topk_weights: Tensor) -> Tensor:
-        counts = topk_counts(scores.shape[-1])
-        ranked = scores.detach().sort(dim=-1, descending=True).values
-        expo = torch.exp(scores - ranked[..., :1])
-        scale = scores.detach().abs().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
-        weights = topk_weights.to(scores.dtype)
-        coeff = None
-        given_by_count: dict[int, np.ndarray | None] = {}
-        for branch, kept in enumerate(counts):
-            threshold = ranked[..., kept - 1 : kept]
-            ours = scores >= threshold
-            if kept not in given_by_count:  # branches keeping equally many share one comparison in the graph
-                given_by_count[kept] = next(queue, None)
-            given = given_by_count[kept]
-            if given is None or tuple(given.shape) != tuple(ours.shape):
-                raise _Unusable("top-k comparisons of the graph do not match PyTorch's calls")
-            theirs = torch.from_numpy(np.ascontiguousarray(given)).to(ours.device)
-            if bool((theirs.sum(dim=-1) < kept).any()):  # the graph's rule must keep at least k entries per row
-                stats["short_rows"] += int((theirs.sum(dim=-1) < kept).sum())
-            flipped = theirs != ours
-            if bool(flipped.any()):
-                gaps = ((scores.detach() - threshold).abs() / scale)[flipped]
-                stats["flips"] += int(flipped.sum())
-                stats["worst_gap"] = max(stats["worst_gap"], float(gaps.max()))
-            mask = theirs.to(scores.dtype)
-            total = (expo * mask).sum(dim=-1, keepdim=True)
-            term = mask * (weights[branch] / total)
-            coeff = term if coeff is None else coeff + term
-        return expo * coeff
+        given_by_count.clear()  # one graph comparison per distinct k of each call
+        return original(scores, topk_weights, select=select)
 
     torch_impl.topk_mix_matrix = replay
     try:

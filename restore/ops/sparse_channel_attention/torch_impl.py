@@ -20,6 +20,8 @@ largest scores differ.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -49,12 +51,21 @@ def channel_scores(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor) 
     return scores / (q_norm * k_norm.transpose(-2, -1)) * temperature.to(work)
 
 
-def topk_mix_matrix(scores: torch.Tensor, topk_weights: torch.Tensor) -> torch.Tensor:
+#: ``select(scores, kept, threshold, mask) -> mask``: replaces the boolean mask of the branch keeping ``kept``
+#: entries per row (``mask = scores >= threshold``); used to replay another runtime's selections.
+TopkSelect = Callable[[torch.Tensor, int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def topk_mix_matrix(
+    scores: torch.Tensor, topk_weights: torch.Tensor, select: TopkSelect | None = None
+) -> torch.Tensor:
     """Fold the four masked softmaxes of the top-k mix into one matrix.
 
     Args:
         scores: ``(B, h, C, C)`` scaled scores (C >= 2).
         topk_weights: ``(4,)`` weights of the branches keeping ``topk_counts(C)`` entries per row.
+        select: optional override of each branch's selection mask (:data:`TopkSelect`); ``None`` keeps every
+            entry at least the branch's k-th largest score of its row.
 
     Returns:
         ``M`` with ``M @ v == sum_i topk_weights[i] * softmax(scores masked to the top-k_i of each row) @ v``,
@@ -66,7 +77,11 @@ def topk_mix_matrix(scores: torch.Tensor, topk_weights: torch.Tensor) -> torch.T
     weights = topk_weights.to(scores.dtype)
     coeff = None
     for branch, kept in enumerate(counts):
-        mask = (scores >= ranked[..., kept - 1 : kept]).to(scores.dtype)
+        threshold = ranked[..., kept - 1 : kept]
+        mask = scores >= threshold
+        if select is not None:
+            mask = select(scores, kept, threshold, mask)
+        mask = mask.to(scores.dtype)
         total = (expo * mask).sum(dim=-1, keepdim=True)
         term = mask * (weights[branch] / total)
         coeff = term if coeff is None else coeff + term
