@@ -3,9 +3,11 @@
 Every case builds its network once (random weights, eval mode) and exports it with ``restore.export.to_onnx``
 (dynamic height and width, the default; ``--fixed``: a fixed-size model of the case's tile), the export's own ONNX
 Runtime check included. It then times one forward of a ``(1, 3, T, T)`` tile with each runtime, alternating them
-for ``--repeat`` rounds after one warm-up call each. Columns: best wall time of each runtime and ``ratio`` = ONNX
-Runtime / PyTorch (below 1: ONNX Runtime is faster), plus the export's max abs difference to PyTorch. Both runtimes
-use ``--threads`` threads.
+for ``--repeat`` rounds after one warm-up call each. PyTorch runs as the engine runs a tile
+(``restore.engine.forward.TileForward``: the network's CPU memory format, the allocator setting every command
+applies); ONNX Runtime through ``restore.export.OnnxNetwork``. Columns: best wall time of each runtime and
+``ratio`` = ONNX Runtime / PyTorch (below 1: ONNX Runtime is faster), plus the export's max abs difference to
+PyTorch. Both runtimes use ``--threads`` threads.
 
 ``--baseline DIR`` also times ``DIR/<case>.onnx`` (e.g. exported by an earlier version; ``--keep DIR`` keeps this
 run's files) in the same alternating rounds: column ``base/ORT`` = its time / this export's time.
@@ -34,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from restore.archs import build_network
 from restore.engine import infer
+from restore.engine.forward import TileForward
 from restore.export import OnnxNetwork, to_onnx
+from restore.utils.malloc import configure_allocator
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ def run_case(case: Case, args: argparse.Namespace, folder: Path) -> Result:
     tile = case.tile if args.fixed else None
     report = to_onnx(net, folder / f"{case.name}.onnx", tile=tile, network_g=network_g)
     exported = time.perf_counter() - start
+    cpu = torch.device("cpu")
+    forward = TileForward(net, cpu)
     runners = {"ort": OnnxNetwork(report.path, threads=args.threads)}
     if args.baseline is not None:
         runners["base"] = OnnxNetwork(args.baseline / f"{case.name}.onnx", threads=args.threads)
@@ -108,14 +114,14 @@ def run_case(case: Case, args: argparse.Namespace, folder: Path) -> Result:
     small = torch.rand(1, 3, 48, 40)
     best = {name: float("inf") for name in ("torch", *runners, "torch small", "ort small")}
     with torch.no_grad():
-        net(x)
+        forward(x, cpu)
         for runner in runners.values():
             runner(x)
         if args.small:
             infer(net, small)
             infer(runners["ort"], small)
         for _ in range(args.repeat):  # alternate so that all see the same machine load
-            best["torch"] = min(best["torch"], _timed(lambda: net(x)))
+            best["torch"] = min(best["torch"], _timed(lambda: forward(x, cpu)))
             for name, runner in runners.items():
                 best[name] = min(best[name], _timed(lambda: runner(x)))  # noqa: B023
             if args.small:
@@ -139,6 +145,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="folder to keep this run's exported files in")
     parser.add_argument("--small", action="store_true", help="also time infer() on a 48x40 image")
     args = parser.parse_args()
+    configure_allocator()  # as every command does, before the first large allocation
     unknown = sorted(set(args.cases) - {c.name for c in CASES})
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(c.name for c in CASES)}")

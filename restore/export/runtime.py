@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from restore.utils.denormals import flush_denormals
+
 __all__ = ["METADATA_KEYS", "OnnxNetwork", "OnnxSetupError", "read_metadata", "require"]
 
 #: Metadata every exported model carries (``restore.export.to_onnx`` writes them).
@@ -46,6 +48,7 @@ def _session(path: Path, threads: int | None = None) -> Any:
     if not path.is_file():
         raise OnnxSetupError(f"{path}: ONNX model not found")
     options = ort.SessionOptions()
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")  # its worker threads; the caller: _run
     if threads:
         options.intra_op_num_threads = threads
     try:
@@ -124,4 +127,6 @@ class OnnxNetwork(nn.Module):
         return torch.from_numpy(out).to(x.device)
 
     def _run(self, array: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: array})[0].astype(np.float32, copy=False)
+        with flush_denormals():  # the calling thread runs part of the work (restore.utils.denormals)
+            out = self.session.run([self.output_name], {self.input_name: array})[0]
+        return out.astype(np.float32, copy=False)
