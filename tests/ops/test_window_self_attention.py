@@ -146,3 +146,50 @@ def test_invalid_projection_arguments_raise() -> None:
     xo, weights, okw = _overlap_setup(OVERLAP_CASES[0], torch.float32)
     with pytest.raises(ValueError, match="overlapping_window_self_attention: overlap_window_size"):
         overlapping_window_self_attention(xo, *weights, **{**okw, "overlap_window_size": 9})
+
+
+# The layout exported graphs trace (restore.ops.window_attention.graph_impl), run eagerly: same arithmetic.
+GRAPH_CASES = [*SELF_CASES, (1, 8, 24, 12, 2, 6, 12, 8, 4, True)]  # one window high: empty interior/right groups
+
+
+@pytest.mark.parametrize("case", GRAPH_CASES, ids=lambda c: "-".join(map(str, c)))
+def test_graph_layout_of_window_self_attention_matches_composition_fp64(case: tuple) -> None:
+    from restore.ops.window_attention import graph_impl
+
+    x, weights, kwargs = _self_setup(case, torch.float64)
+    ref = _composed(window_attention, x, weights, **kwargs)
+    torch.testing.assert_close(graph_impl.window_self_attention(x, *weights, **kwargs), ref, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("case", OVERLAP_CASES, ids=lambda c: "-".join(map(str, c)))
+def test_graph_layout_of_overlapping_self_attention_matches_composition_fp64(case: tuple) -> None:
+    from restore.ops.window_attention import graph_impl
+
+    x, weights, kwargs = _overlap_setup(case, torch.float64)
+    ref = _composed(overlapping_window_attention, x, weights, **kwargs)
+    out = graph_impl.overlapping_window_self_attention(x, *weights, **kwargs)
+    torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-8)
+
+
+def test_packed_attention_splits_heads_from_the_channels() -> None:
+    from restore.ops.window_attention.graph_impl import packed_attention
+
+    g = torch.Generator().manual_seed(0)
+    b, nq, nk, heads, d, dv = 3, 5, 7, 2, 4, 6
+    q, k = (torch.randn(b, n, heads * d, generator=g, dtype=torch.float64) for n in (nq, nk))
+    v = torch.randn(b, nk, heads * dv, generator=g, dtype=torch.float64)
+    mask = torch.randn(1, heads, nq, nk, generator=g, dtype=torch.float64)
+    out = packed_attention(q, k, v, mask, heads, 0.3)
+    for head in range(heads):  # head h owns channels h*d .. (h+1)*d - 1 of q and k, h*dv .. of v
+        qk, vh = slice(head * d, (head + 1) * d), slice(head * dv, (head + 1) * dv)
+        qh, kh, vh = q[..., qk], k[..., qk], v[..., vh]
+        want = torch.softmax(0.3 * qh @ kh.transpose(1, 2) + mask[:, head], dim=-1) @ vh
+        torch.testing.assert_close(out[..., head * dv : (head + 1) * dv], want, atol=1e-12, rtol=1e-10)
+
+
+def test_graph_layout_refuses_dropout() -> None:
+    from restore.ops.window_attention import graph_impl
+
+    x, weights, kwargs = _self_setup(SELF_CASES[0], torch.float32)
+    with pytest.raises(ValueError, match="without attention dropout"):
+        graph_impl.window_self_attention(x, *weights, **{**kwargs, "dropout_p": 0.1})

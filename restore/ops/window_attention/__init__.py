@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from restore.ops import _backend
-from restore.ops.window_attention import naive, torch_impl
+from restore.ops.window_attention import graph_impl, naive, torch_impl
 from restore.ops.window_attention.geometry import (
     MASK_VALUE,
     overlap_window_size,
@@ -295,6 +295,8 @@ def _projected(
     chosen = _backend.resolve(name, x, backend=backend)
     if chosen == "naive":
         return getattr(naive, name)(x, *weights, **kwargs)
+    if chosen == "torch" and torch.compiler.is_exporting() and hasattr(graph_impl, name):
+        return getattr(graph_impl, name)(x, *weights, **kwargs)  # the same arithmetic laid out for graph runtimes
     qkv_weight, qkv_bias, proj_weight, proj_bias = weights
     q, k, v = project_qkv(x, qkv_weight, qkv_bias)
     return F.linear(_dispatch(core, q, k, v, chosen, kwargs), proj_weight, proj_bias)
