@@ -173,3 +173,14 @@ def test_qk_scale_follows_official_or() -> None:
     assert _tiny(qk_scale=None).layers[0].residual_group.blocks[0].attn.scale == pytest.approx(6**-0.5)
     assert _tiny(qk_scale=0).layers[0].residual_group.overlap_attn.scale == pytest.approx(6**-0.5)
     assert _tiny(qk_scale=0.25).layers[0].residual_group.blocks[1].attn.scale == 0.25
+
+
+def test_cab_in_the_exported_layout_equals_the_scaled_block() -> None:
+    """``CAB.scaled_channels_last`` (the order exported graphs trace) is ``scale * CAB`` in the token layout."""
+    from restore.archs.layers.channel_attention import CAB
+
+    torch.manual_seed(0)
+    cab = CAB(24, compress_ratio=3, squeeze_factor=6).double().eval()
+    x = torch.randn(2, 9, 7, 24, dtype=torch.float64)
+    want = cab(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) * 0.01
+    torch.testing.assert_close(cab.scaled_channels_last(x, 0.01), want, atol=1e-14, rtol=1e-12)

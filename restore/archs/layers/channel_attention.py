@@ -48,3 +48,15 @@ class CAB(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> ``(B, C, H, W)``."""
         return self.cab(x)
+
+    def scaled_channels_last(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        """``scale * self(x)`` from and to the token layout: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
+
+        The layout exported graphs trace: the features return to channels-last right after the last convolution
+        (ONNX Runtime folds that transpose into its own layout conversion) and the ``(B, 1, 1, C)`` gate takes
+        ``scale``, so no pass over the features is spent on either. Equal to the forward up to float rounding.
+        """
+        conv1, gelu, conv2, gate = self.cab
+        features = conv2(gelu(conv1(x.permute(0, 3, 1, 2))))  # (B, C, H, W)
+        weights = gate.attention(features).permute(0, 2, 3, 1) * scale  # (B, 1, 1, C)
+        return features.permute(0, 2, 3, 1) * weights

@@ -98,6 +98,9 @@ class SwinBlock(nn.Module):
         attn = self.attn(normed, self.shift_size, rp_index).view(b, length, c)
         if self.conv_block is None:
             x = x + self.drop_path(attn)
+        elif torch.compiler.is_exporting() and hasattr(self.conv_block, "scaled_channels_last"):
+            conv = self.conv_block.scaled_channels_last(normed, self.conv_scale)  # the layout graphs run best
+            x = x + self.drop_path(attn) + conv.view(b, length, c)
         else:
             conv = self.conv_block(normed.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(b, length, c)
             x = x + self.drop_path(attn) + conv * self.conv_scale
