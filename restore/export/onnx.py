@@ -226,8 +226,34 @@ def _export(model: nn.Module, example: Tensor, target: Path, opset: int, dynamic
             output_names=["output"],
             dynamic_shapes=dynamic_shapes,
         )
+    _fold_weight_preparation(program.model)
     program.model.metadata_props.update(metadata)
     program.save(str(target), external_data=False)
+
+
+def _fold_weight_preparation(model: Any) -> None:
+    """Fold the nodes that compute convolution weights and biases from parameters into initializers.
+
+    Export forms that gather, pad or reorder a network's weights inside ``forward`` (e.g. DRSformer's MSFN,
+    ``restore.archs.drsformer.msfn_export``) leave such nodes; the exporter folds constants only up to 8192
+    elements. Folded here, whatever their size, when every use of their outputs is a ``Conv`` weight or bias (directly
+    or through other such nodes): the file then holds the weights the runtime uses, in the shapes it reads, and no
+    copy of the parameters they came from. ``model``: the exporter's ``onnx_ir`` model, changed in place.
+    """
+    from onnxscript import optimizer
+
+    def weights_only(value: Any) -> bool:
+        uses = value.uses()
+        return bool(uses) and all(
+            (node.op_type == "Conv" and index >= 1) or all(weights_only(out) for out in node.outputs)
+            for node, index in uses
+        )
+
+    def should_fold(node: Any) -> bool | None:
+        return True if node.outputs and all(weights_only(out) for out in node.outputs) else None
+
+    optimizer.fold_constants(model, should_fold=should_fold)
+    optimizer.remove_unused_nodes(model)
 
 
 def _compare(session_net: nn.Module, reference: nn.Module, inputs: Mapping[str, Tensor], tolerance: float,
