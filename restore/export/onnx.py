@@ -242,17 +242,19 @@ def _fold_weight_preparation(model: Any) -> None:
     """
     from onnxscript import optimizer
 
-    def weights_only(value: Any) -> bool:
-        uses = value.uses()
-        return bool(uses) and all(
-            (node.op_type == "Conv" and index >= 1) or all(weights_only(out) for out in node.outputs)
-            for node, index in uses
-        )
-
-    def should_fold(node: Any) -> bool | None:
-        return True if node.outputs and all(weights_only(out) for out in node.outputs) else None
-
-    optimizer.fold_constants(model, should_fold=should_fold)
+    nodes = list(model.graph)  # topological order
+    static: set[int] = set()  # nodes computed from initializers and constants only
+    for node in nodes:
+        if all(v is None or v.const_value is not None or (v.producer() is not None and id(v.producer()) in static)
+               for v in node.inputs):  # fmt: skip
+            static.add(id(node))
+    weights: set[int] = set()  # static nodes whose outputs feed only convolution weights and biases
+    for node in reversed(nodes):
+        uses = [use for out in node.outputs for use in out.uses()]
+        feeds_weights = all((user.op_type == "Conv" and index >= 1) or id(user) in weights for user, index in uses)
+        if id(node) in static and uses and feeds_weights and not any(out.is_graph_output() for out in node.outputs):
+            weights.add(id(node))
+    optimizer.fold_constants(model, should_fold=lambda node: True if id(node) in weights else None)
     optimizer.remove_unused_nodes(model)
 
 
