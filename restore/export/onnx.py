@@ -238,7 +238,8 @@ def _fold_weight_preparation(model: Any) -> None:
     ``restore.archs.drsformer.msfn_export``) leave such nodes; the exporter folds constants only up to 8192
     elements. Folded here, whatever their size, when every use of their outputs is a ``Conv`` weight or bias (directly
     or through other such nodes): the file then holds the weights the runtime uses, in the shapes it reads, and no
-    copy of the parameters they came from. ``model``: the exporter's ``onnx_ir`` model, changed in place.
+    copy of the parameters they came from. ``model``: the exporter's ``onnx_ir`` model, changed in place. With an
+    onnxscript whose folding takes no ``should_fold`` the nodes stay (ONNX Runtime folds them when it loads the file).
     """
     from onnxscript import optimizer
 
@@ -254,7 +255,12 @@ def _fold_weight_preparation(model: Any) -> None:
         feeds_weights = all((user.op_type == "Conv" and index >= 1) or id(user) in weights for user, index in uses)
         if id(node) in static and uses and feeds_weights and not any(out.is_graph_output() for out in node.outputs):
             weights.add(id(node))
-    optimizer.fold_constants(model, should_fold=lambda node: True if id(node) in weights else None)
+    try:
+        optimizer.fold_constants(model, should_fold=lambda node: True if id(node) in weights else None)
+    except TypeError as err:  # an onnxscript without should_fold
+        if "should_fold" not in str(err):
+            raise
+        return
     optimizer.remove_unused_nodes(model)
 
 
