@@ -45,8 +45,8 @@ __all__ = ["CHANNEL_BLOCK", "msfn_export_forward", "pair_layout"]
 #: divides it).
 CHANNEL_BLOCK = 16
 
-#: A pair operand: per channel, the x channel within the branch (-1: a zero pad channel) and its first-stage
-#: kernel size (3 or 5).
+#: A pair operand: per channel, the x channel within the branch and its first-stage kernel size (3 or 5);
+#: ``(-1, 0)`` is a zero pad channel.
 Operand = tuple[tuple[int, int], ...]
 
 
