@@ -228,8 +228,42 @@ def _export(model: nn.Module, example: Tensor, target: Path, opset: int, dynamic
             dynamic_shapes=dynamic_shapes,
             custom_translation_table=translation_table(opset),
         )
+    _fold_weight_preparation(program.model)
     program.model.metadata_props.update(metadata)
     program.save(str(target), external_data=False)
+
+
+def _fold_weight_preparation(model: Any) -> None:
+    """Fold the nodes that compute convolution weights and biases from parameters into initializers.
+
+    Export forms that gather, pad or reorder a network's weights inside ``forward`` (e.g. DRSformer's MSFN,
+    ``restore.archs.drsformer.msfn_export``) leave such nodes; the exporter folds constants only up to 8192
+    elements. Folded here, whatever their size, when every use of their outputs is a ``Conv`` weight or bias (directly
+    or through other such nodes): the file then holds the weights the runtime uses, in the shapes it reads, and no
+    copy of the parameters they came from. ``model``: the exporter's ``onnx_ir`` model, changed in place. With an
+    onnxscript whose folding takes no ``should_fold`` the nodes stay (ONNX Runtime folds them when it loads the file).
+    """
+    from onnxscript import optimizer
+
+    nodes = list(model.graph)  # topological order
+    static: set[int] = set()  # nodes computed from initializers and constants only
+    for node in nodes:
+        if all(v is None or v.const_value is not None or (v.producer() is not None and id(v.producer()) in static)
+               for v in node.inputs):  # fmt: skip
+            static.add(id(node))
+    weights: set[int] = set()  # static nodes whose outputs feed only convolution weights and biases
+    for node in reversed(nodes):
+        uses = [use for out in node.outputs for use in out.uses()]
+        feeds_weights = all((user.op_type == "Conv" and index >= 1) or id(user) in weights for user, index in uses)
+        if id(node) in static and uses and feeds_weights and not any(out.is_graph_output() for out in node.outputs):
+            weights.add(id(node))
+    try:
+        optimizer.fold_constants(model, should_fold=lambda node: True if id(node) in weights else None)
+    except TypeError as err:  # an onnxscript without should_fold
+        if "should_fold" not in str(err):
+            raise
+        return
+    optimizer.remove_unused_nodes(model)
 
 
 def _compare(session_net: nn.Module, reference: nn.Module, inputs: Mapping[str, Tensor], tolerance: float,
