@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from restore.engine.forward import PRECISIONS, check_precision, network_spec
 from restore.export.runtime import OnnxNetwork, require
 from restore.export.ties import TIE_TOLERANCE, replay_difference
+from restore.export.translations import translation_table
 
 __all__ = [
     "DEFAULT_DYNAMIC_EXAMPLE", "DEFAULT_OPSET", "DEFAULT_TILE", "MIN_OPSET", "TOLERANCES", "ExportError",
@@ -225,6 +226,7 @@ def _export(model: nn.Module, example: Tensor, target: Path, opset: int, dynamic
             input_names=["input"],
             output_names=["output"],
             dynamic_shapes=dynamic_shapes,
+            custom_translation_table=translation_table(opset),
         )
     program.model.metadata_props.update(metadata)
     program.save(str(target), external_data=False)
