@@ -1,5 +1,6 @@
 """The dynamic depthwise convolution as exported to ONNX (``restore::dynamic_depthwise_conv`` and its translation):
-the graph's layout, ONNX Runtime against the eager op at many sizes, and DLGSANet exports with and without TLC."""
+the graph's layout, ONNX Runtime against the eager op at many sizes, and DLGSANet exports with and without TLC
+(their channel norms exported as ``LayerNormalization``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from restore.archs import build_network
+from restore.archs.layers.norm import ChannelLayerNorm
 from restore.export import OnnxNetwork, to_onnx
 from restore.export import onnx as onnx_export
 from restore.export.translations import translation_table
@@ -50,7 +52,7 @@ def test_graph_is_one_tap_set_at_a_time_with_three_ops_per_tap(channels: int, gr
     ops = collections.Counter(node.op_type for node in onnx.load(str(tmp_path / "op.onnx")).graph.node)
     taps = groups * size * size
     assert ops["Slice"] == taps and ops["Mul"] == taps  # a shifted window and a product per tap, nothing else
-    assert ops["Split"] == (groups > 1) * 2 + groups * (size > 1)  # tap sets (input, taps), then each set's taps
+    assert ops["Split"] == (groups > 1) + (taps > 1)  # the input into tap sets, the weights into taps: once each
     assert not ops.keys() & {"Gather", "Squeeze", "Unsqueeze", "Sum", "ReduceSum", "MatMul", "Einsum", "Expand"}
     # the first product starts each sum; the other Adds are the 2 * K window ends (one-element index arithmetic)
     assert ops["Add"] == taps - groups + 2 * size
@@ -91,6 +93,9 @@ def test_dlgsanet_export_matches_pytorch_at_one_and_several_windows(tlc: bool, t
     net = build_network(network_g).eval()
     report = to_onnx(net, tmp_path / "m.onnx", network_g=network_g)
     assert max(report.differences.values()) <= 1e-4
+    ops = collections.Counter(node.op_type for node in onnx.load(str(report.path)).graph.node)
+    norms = sum(isinstance(m, ChannelLayerNorm) for m in net.modules())
+    assert norms == 4 and ops["LayerNormalization"] == norms and "ReduceMean" not in ops  # one fused kernel each
     gen = torch.Generator().manual_seed(2)
     # one TLC window (8 x 8), less than one (3 x 5), several with overlaps (19 x 30: 3 x 4 windows)
     inputs = {f"{h}x{w}": torch.rand(1, 3, h, w, generator=gen) for h, w in [(8, 8), (3, 5), (19, 30)]}

@@ -2,8 +2,8 @@
 
 Under ``torch.export`` the ``torch`` backend traces one op, ``restore::dynamic_depthwise_conv`` (its eager body is
 :func:`.torch_impl._forward`, so an exported program runs the reference arithmetic), and ``restore.export`` writes
-it as ONNX with :func:`onnx_translation`: per tap set (group of C // G channels) one ``Split`` of its K*K taps,
-then per tap a ``Slice`` of the padded input, a ``Mul`` by the tap (broadcast over the group's channels) and an
+it as ONNX with :func:`onnx_translation`: one ``Split`` of the G*K*K taps, then per tap set (group of C // G
+channels) and tap a ``Slice`` of the padded input, a ``Mul`` by the tap (broadcast over the group's channels) and an
 ``Add``, kh-major then kw like the eager loop; the groups are concatenated. Why ONNX Runtime needs this layout:
 
 * ONNX has no fused multiply-add and ONNX Runtime runs no op in place or on a view, so every tap costs three
@@ -12,8 +12,8 @@ then per tap a ``Slice`` of the padded input, a ``Mul`` by the tap (broadcast ov
   core's L2 cache and the 49 taps run at cache-miss speed; one tap set at a time (6 channels: 98 KB) they stay
   cached. One layer (48 channels, 8 tap sets, 7 x 7) in ONNX Runtime, one thread: 0.76x the time of the
   all-channel loop at 64 x 64, 0.56x at 128 x 128 (``docs/benchmarks.md``).
-* The taps are cut by one ``Split`` per group instead of a ``Gather`` and ``Unsqueeze`` per tap, the shifted
-  window is one two-axis ``Slice``, and the first product starts the sum instead of a zero tensor.
+* The taps are cut by one ``Split`` (one copy of the weights) instead of a ``Gather`` and ``Unsqueeze`` per tap,
+  the shifted window is one two-axis ``Slice``, and the first product starts the sum instead of a zero tensor.
 * Traced through ``torch.export`` the same loop is about 1200 ops per layer, each traced with symbolic sizes:
   an export of DLGSANet-light took over 9 minutes instead of 2.5. As one op with a translation it exports faster
   than the eager loop did.
@@ -70,13 +70,14 @@ def onnx_translation(opset: int) -> Callable[..., Any]:
         padded = op.Pad(x, ints(0, 0, pad, pad, 0, 0, pad, pad))  # (B, C, H + 2p, W + 2p)
         padded = op.Reshape(padded, op.Concat(ints(0, groups, channels // groups), op.Shape(padded, start=2),
                                               axis=0))  # fmt: skip
-        taps = op.Reshape(weight, op.Concat(ints(0, groups, size * size), height, width, axis=0))  # (B, G, K*K, H, W)
+        taps = op.Reshape(weight, op.Concat(ints(0, groups * size * size, 1), height, width, axis=0))
+        taps = split(taps, 1, groups * size * size)  # (B, 1, 1, H, W) each, group-major then kh, kw
         rows, cols = [op.Add(height, ints(i)) for i in range(size)], [op.Add(width, ints(j)) for j in range(size)]
         ends = [[op.Concat(row, col, axis=0) for col in cols] for row in rows]  # ends of the tap's window
         outs = []
-        for group, group_taps in zip(split(padded, 1, groups), split(taps, 1, groups)):
+        for g, group in enumerate(split(padded, 1, groups)):
             out = None
-            for index, tap in enumerate(split(group_taps, 2, size * size)):  # (B, 1, 1, H, W)
+            for index, tap in enumerate(taps[g * size * size : (g + 1) * size * size]):
                 i, j = divmod(index, size)
                 term = op.Mul(op.Slice(group, ints(i, j), ends[i][j], ints(3, 4)), tap)
                 out = term if out is None else op.Add(out, term)
