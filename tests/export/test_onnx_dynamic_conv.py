@@ -80,6 +80,24 @@ def test_the_traced_op_runs_the_eager_arithmetic() -> None:
     assert torch.equal(got, torch_impl.dynamic_depthwise_conv(x, weight))
 
 
+@pytest.mark.parametrize("export_channels_last", [True, False])
+def test_channel_norm_exports_as_layer_normalization_only_where_asked(export_channels_last: bool,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    """DLGSANet's norms ask for it (faster there in ONNX Runtime); DRSformer's keep the spelled-out form."""
+    torch.manual_seed(0)
+    norm = ChannelLayerNorm(6, export_channels_last=export_channels_last).eval()
+    with torch.no_grad():
+        norm.body.weight.uniform_(0.5, 1.5), norm.body.bias.uniform_(-1, 1)
+    x = torch.randn(1, 6, 5, 7) * 3 + 1
+    with onnx_export._quiet():
+        torch.onnx.export(norm, (x,), dynamo=True, opset_version=18, input_names=["x"]).save(str(tmp_path / "n.onnx"))
+    ops = collections.Counter(node.op_type for node in onnx.load(str(tmp_path / "n.onnx")).graph.node)
+    assert (ops["LayerNormalization"], ops["ReduceMean"]) == ((1, 0) if export_channels_last else (0, 2))
+    session = ort.InferenceSession(str(tmp_path / "n.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        np.testing.assert_allclose(session.run(None, {"x": x.numpy()})[0], norm(x).numpy(), atol=1e-5, rtol=0)
+
+
 TINY = {"type": "DLGSANet", "dim": 8, "groups": 1, "blocks": 1, "buildblock_type": "sparseedge", "window_size": 5,
         "idynamic_num_heads": 2, "restormer_num_heads": 2, "tlc_kernel": 8, "upscale": 2,
         "upsampler": "pixelshuffledirect"}  # fmt: skip
