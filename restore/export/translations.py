@@ -4,6 +4,9 @@
 the channels) becomes one ``Attention`` operator from opset 23 on, which takes 3-D ``(B, N, h*d)`` inputs with
 ``q_num_heads`` / ``kv_num_heads`` and splits the heads itself; before opset 23 it is spelled out as reshapes,
 transposes, two ``MatMul`` and a ``Softmax``.
+
+``restore::dynamic_depthwise_conv`` (:mod:`restore.ops.dynamic_conv.graph_impl`) becomes one ``Split`` of the
+taps per tap set and a ``Slice``, ``Mul`` and ``Add`` per tap, one tap set at a time.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ def translation_table(opset: int) -> dict[Callable[..., Any], Callable[..., Any]
     import torch
 
     import restore.ops.window_attention.graph_impl  # noqa: F401  (registers restore::packed_attention)
+    from restore.ops.dynamic_conv import graph_impl as dynamic_conv
 
     attention = _attention_op if opset >= _ATTENTION_OPSET else _attention_spelled_out
-    return {torch.ops.restore.packed_attention.default: attention(opset)}
+    return {
+        torch.ops.restore.packed_attention.default: attention(opset),
+        torch.ops.restore.dynamic_depthwise_conv.default: dynamic_conv.onnx_translation(opset),
+    }

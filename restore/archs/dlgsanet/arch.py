@@ -103,9 +103,9 @@ class LocalBlock(nn.Module):
         self, dim: int, window_size: int, group_channels: int, ffn_type: str, ffn_factor: float, dynamic: bool
     ) -> None:
         super().__init__()
-        self.norm1 = ChannelLayerNorm(dim)
+        self.norm1 = ChannelLayerNorm(dim, export_channels_last=True)
         self.IDynamicDWConv = LocalMixer(dim, window_size, dynamic, group_channels)
-        self.norm2 = ChannelLayerNorm(dim)
+        self.norm2 = ChannelLayerNorm(dim, export_channels_last=True)
         self.IDynamic_ffn = _feed_forward(ffn_type, dim, ffn_factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,9 +124,9 @@ class GlobalBlock(nn.Module):
         self, dim: int, num_heads: int, ffn_type: str, ffn_factor: float, tlc_flag: bool, tlc_kernel: int, mode: str
     ) -> None:
         super().__init__()
-        self.norm3 = ChannelLayerNorm(dim)
+        self.norm3 = ChannelLayerNorm(dim, export_channels_last=True)
         self.restormer_attn = WindowedTransposedAttention(dim, num_heads, False, mode, tlc_flag, tlc_kernel)
-        self.norm4 = ChannelLayerNorm(dim)
+        self.norm4 = ChannelLayerNorm(dim, export_channels_last=True)
         self.restormer_ffn = _feed_forward(ffn_type, dim, ffn_factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -256,10 +256,10 @@ class DLGSANet(nn.Module):
             "mode": _ATTENTION_MODES.get(activation, "linear"),
         }
         self.overlap_embed = nn.Sequential(_ShallowConv(in_chans, dim))
-        body: list[nn.Module] = [ChannelLayerNorm(dim)] if body_norm else []
+        body: list[nn.Module] = [ChannelLayerNorm(dim, export_channels_last=True)] if body_norm else []
         body += [ResidualGroup(dim, blocks, buildblock_type, local, global_) for _ in range(groups)]
         if body_norm:
-            body.append(ChannelLayerNorm(dim))
+            body.append(ChannelLayerNorm(dim, export_channels_last=True))
         body.append(nn.Conv2d(dim, dim, 3, 1, 1))
         self.deep_feature_extraction = nn.Sequential(*body)
 

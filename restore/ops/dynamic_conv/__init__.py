@@ -8,7 +8,8 @@ For every pixel, every group of C // G channels is filtered with its own K x K t
 i.e. a cross-correlation (no kernel flip), stride 1, dilation 1, no bias; the output has the input's size.
 
 Backends (``restore.ops._backend``): ``naive`` (unfold, K^2 memory), ``torch`` (shift-and-accumulate with an
-explicit backward), ``triton`` (``triton_impl.dynamic_depthwise_conv``).
+explicit backward; under ``torch.export`` one op that ``restore.export`` writes in the layout ONNX Runtime runs
+fastest, see ``graph_impl``), ``triton`` (``triton_impl.dynamic_depthwise_conv``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from restore.ops import _backend
-from restore.ops.dynamic_conv import naive, torch_impl
+from restore.ops.dynamic_conv import graph_impl, naive, torch_impl
 
 __all__ = ["TOLERANCES", "dynamic_depthwise_conv"]
 
@@ -63,4 +64,6 @@ def dynamic_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, backend: str |
         return triton_impl.dynamic_depthwise_conv(x, weight)
     if choice == "naive":
         return naive.dynamic_depthwise_conv(x, weight)
+    if torch.compiler.is_exporting():
+        return graph_impl.dynamic_depthwise_conv(x, weight)  # the same sums laid out for graph runtimes
     return torch_impl.dynamic_depthwise_conv(x, weight)
