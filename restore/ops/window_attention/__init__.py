@@ -295,7 +295,7 @@ def _projected(
     chosen = _backend.resolve(name, x, backend=backend)
     if chosen == "naive":
         return getattr(naive, name)(x, *weights, **kwargs)
-    if chosen == "torch" and torch.compiler.is_exporting() and hasattr(graph_impl, name):
+    if chosen == "torch" and torch.compiler.is_exporting():
         return getattr(graph_impl, name)(x, *weights, **kwargs)  # the same arithmetic laid out for graph runtimes
     qkv_weight, qkv_bias, proj_weight, proj_bias = weights
     q, k, v = project_qkv(x, qkv_weight, qkv_bias)

@@ -59,6 +59,11 @@ def _packed_attention_shape(
     return q.new_empty(q.shape[0], q.shape[1], v.shape[2])
 
 
+def _refuse_dropout(name: str, dropout_p: float) -> None:
+    if dropout_p:
+        raise ValueError(f"{name}: exported graphs run without attention dropout (dropout_p=0)")
+
+
 def _attend(
     tokens: torch.Tensor,
     windows: int,
@@ -100,8 +105,7 @@ def window_self_attention(
     Arguments as in :func:`restore.ops.window_attention.window_self_attention`; ``dropout_p`` must be 0 (graphs
     are exported for inference).
     """
-    if dropout_p:
-        raise ValueError("window_self_attention: exported graphs run without attention dropout (dropout_p=0)")
+    _refuse_dropout("window_self_attention", dropout_p)
     b, h, w, c_in = x.shape
     n = window_size * window_size
     gather, scatter, sizes = _build_window_order(b, h, w, window_size, shift_size, x.device)
@@ -153,8 +157,7 @@ def overlapping_window_self_attention(
     of columns, then one transpose that moves whole ``2C``-wide rows. Arguments as in
     :func:`restore.ops.window_attention.overlapping_window_self_attention`; ``dropout_p`` must be 0.
     """
-    if dropout_p:
-        raise ValueError("overlapping_window_self_attention: exported graphs run without attention dropout")
+    _refuse_dropout("overlapping_window_self_attention", dropout_p)
     b, h, w, c_in = x.shape
     ws, ows = window_size, overlap_window_size
     pad = (ows - ws) // 2
