@@ -1,6 +1,7 @@
-"""The dynamic depthwise convolution as exported to ONNX (``restore::dynamic_depthwise_conv`` and its translation):
-the graph's layout, ONNX Runtime against the eager op at many sizes, and DLGSANet exports with and without TLC
-(their channel norms exported as ``LayerNormalization``)."""
+"""The dynamic depthwise convolution as exported to ONNX: the op alone (``restore::dynamic_depthwise_conv`` and its
+translation) and DLGSANet's layer (its export form: static depthwise convolutions weighted per pixel), each the
+graph's layout and ONNX Runtime against the eager path at many sizes; DLGSANet exports with and without TLC (their
+channel norms exported as ``LayerNormalization``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from restore.archs import build_network
+from restore.archs.dlgsanet.arch import DynamicDepthwiseConv
 from restore.archs.layers.norm import ChannelLayerNorm
 from restore.export import OnnxNetwork, to_onnx
 from restore.export import onnx as onnx_export
@@ -78,6 +80,32 @@ def test_the_traced_op_runs_the_eager_arithmetic() -> None:
     x, weight = torch.randn(2, 6, 11, 8, generator=gen), torch.randn(2, 3, 5, 5, 11, 8, generator=gen)
     got = torch.ops.restore.dynamic_depthwise_conv(x, weight)
     assert torch.equal(got, torch_impl.dynamic_depthwise_conv(x, weight))
+
+
+@pytest.mark.parametrize(("channels", "group_channels", "size"), [(16, 4, 5), (12, 6, 3)])
+def test_dlgsanet_layer_exports_as_weighted_static_convolutions(channels: int, group_channels: int, size: int,
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    """R + 1 depthwise ``Conv`` on whole channel blocks (12 channels: padded to 16, cut once), R ``Mul``; the filter
+    banks folded into initializers and ``conv2``'s weight gone; ONNX Runtime equal to the eager layer at every size."""
+    torch.manual_seed(0)
+    conv = DynamicDepthwiseConv(channels, size, group_channels).eval()
+    rank = channels // 4
+    onnx_export._export(conv, torch.randn(1, channels, 9, 10), tmp_path / "layer.onnx", 23, True, 1, {})
+    model = onnx.load(str(tmp_path / "layer.onnx"))
+    ops = collections.Counter(node.op_type for node in model.graph.node)
+    assert ops["Conv"] == 2 + rank + 1 and ops["Mul"] == rank and ops["Slice"] == (channels % 16 != 0)
+    assert all(node.domain in ("", "ai.onnx") for node in model.graph.node)  # no custom op left
+    shapes = [tuple(init.dims) for init in model.graph.initializer]
+    assert shapes.count((16, 1, size, size)) == rank + 1
+    assert tuple(conv.conv2[0].weight.shape) not in shapes
+    session = ort.InferenceSession(str(tmp_path / "layer.onnx"), providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(3)
+    for height, width in [(1, 1), (2, 7), (9, 10), (13, 6), (31, 40)]:
+        x = torch.randn(1, channels, height, width, generator=gen)
+        with torch.no_grad():
+            want = conv(x).numpy()
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        np.testing.assert_allclose(got, want, atol=2e-5, rtol=0, err_msg=f"{height}x{width}")
 
 
 @pytest.mark.parametrize("export_channels_last", [True, False])
