@@ -3,10 +3,12 @@ tiled engine (``restore infer --onnx``). Exports trace the whole network and tak
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import yaml
@@ -90,6 +92,9 @@ def test_tiny_fixed_size_export(variant: str, tmp_path: Path) -> None:
         family, net.scale, net.pad_multiple, side,
     )  # fmt: skip
     assert meta["network_g"] == network_g
+    if family in ("HAT", "DRCT"):  # every linear layer on 2-D tokens: one Gemm with its bias, no MatMul + Add
+        ops = Counter(node.op_type for node in onnx.load(str(report.path)).graph.node)
+        assert ops["MatMul"] == 0 and ops["Gemm"] > 0
     _check_ort(report.path, net, [(side, side)])
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from restore.archs.layers.mlp import token_linear
 from restore.archs.layers.swin_block import SwinBlock, effective_window, run_block
 from restore.archs.layers.swin_sr_base import SwinSRBase, check_frame_kwargs
 from restore.ops.window_attention import shift_mask
@@ -145,7 +146,7 @@ class DenseResidualGroup(nn.Module):
             adjust: nn.Conv2d = getattr(self, f"adjust{k}")
             inputs = x if k == 1 else torch.cat(features, dim=-1)
             y = run_block(block, inputs, x_size, use_checkpoint=self.use_checkpoint)
-            y = F.linear(y, adjust.weight.flatten(1), adjust.bias)
+            y = token_linear(y, adjust.weight.flatten(1), adjust.bias)
             if k < BLOCKS_PER_GROUP:
                 y = F.leaky_relu(y, DENSE_SLOPE)
             features.append(y)

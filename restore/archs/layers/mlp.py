@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+def token_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, ``(..., C_in) -> (..., C_out)``. In exported graphs the tokens are flattened to
+    2-D first, so that ONNX writes one ``Gemm`` with the bias inside instead of a ``MatMul`` and an ``Add`` (a
+    separate pass over the output in ONNX Runtime)."""
+    if torch.compiler.is_exporting() and x.dim() > 2:
+        return F.linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*x.shape[:-1], weight.shape[0])
+    return F.linear(x, weight, bias)
 
 
 class Mlp(nn.Module):
@@ -35,4 +45,6 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., C_in)`` -> ``(..., C_out)``."""
+        if torch.compiler.is_exporting() and x.dim() > 2:  # 2-D tokens: each linear is one Gemm (see token_linear)
+            return self(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], self.fc2.out_features)
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))

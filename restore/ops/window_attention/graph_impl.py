@@ -4,8 +4,9 @@ Same arithmetic as :mod:`.torch_impl` (the token order, relative-position bias a
 the same functions), laid out for graph runtimes such as ONNX Runtime, which copy at every slice and transpose
 and fuse a bias into a product only when the product is 2-D:
 
-* the ``C_in``-wide input tokens are gathered into window order once, before the ``qkv`` projection (the
-  projection acts per token, so it commutes with the gather; three times less data than gathering ``q, k, v``);
+* the ``C_in``-wide input tokens are gathered into window order before the ``qkv`` projection (the projection
+  acts per token, so it commutes with the gather; three times less data than gathering ``q, k, v``), one gather
+  per window group straight from the image-order tokens (no slice copies of a gathered whole);
 * ``qkv`` and ``proj`` are 2-D products with their bias (one ``Gemm`` each), per window group;
 * attention is one :func:`packed_attention` call per group on the ``(windows, n, C)`` token rows: an op of its
   own, which ``restore.export`` writes as one ``Attention`` operator taking the heads packed in the channels
@@ -109,7 +110,7 @@ def window_self_attention(
     b, h, w, c_in = x.shape
     n = window_size * window_size
     gather, scatter, sizes = _build_window_order(b, h, w, window_size, shift_size, x.device)
-    tokens = x.reshape(b * h * w, c_in).index_select(0, gather)  # window order, the roll folded in
+    flat = x.reshape(b * h * w, c_in)
     bias = _bias(rpb_table, rp_index, x.dtype)
     patterns = _build_shift_patterns(window_size, shift_size, x.dtype, x.device) if shift_size > 0 else (None,)
     parts = []
@@ -118,11 +119,11 @@ def window_self_attention(
         mask = bias if pattern is None else bias + pattern
         if isinstance(size, int):  # static shapes: empty groups are left out
             if size:
-                parts.append(_attend(tokens[start * n : (start + size) * n], size, n, num_heads, qkv_weight,
-                                     qkv_bias, mask, scale))  # fmt: skip
+                rows = flat.index_select(0, gather[start * n : (start + size) * n])  # the group, roll folded in
+                parts.append(_attend(rows, size, n, num_heads, qkv_weight, qkv_bias, mask, scale))
         else:
             padded = torch.sym_max(size, 1)  # at least one window (see the module docstring)
-            rows = tokens[start * n : (start + padded) * n]
+            rows = flat.index_select(0, gather[start * n : (start + padded) * n])
             parts.append(_attend(rows, padded, n, num_heads, qkv_weight, qkv_bias, mask, scale)[: size * n])
         start += size
     out = F.linear(torch.cat(parts) if len(parts) > 1 else parts[0], proj_weight, proj_bias)
