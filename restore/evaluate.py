@@ -40,12 +40,19 @@ from tqdm import tqdm
 from restore.utils.options import OptionsError
 
 __all__ = [
-    "DatasetResult", "MetricSpec", "UnusableOptions", "check_options", "error_line", "file_problem", "format_table",
-    "preflight", "run_benchmark",
+    "DatasetResult", "ImageFailed", "MetricSpec", "UnusableOptions", "check_options", "error_line", "file_problem",
+    "format_table", "preflight", "run_benchmark",
 ]  # fmt: skip
 
-#: Errors whose one-line message is the whole story (missing files, bad options, size mismatches).
-USER_ERRORS = (OSError, ValueError, KeyError)
+
+class ImageFailed(RuntimeError):
+    """An image could not be restored on this machine (out of memory even after re-tiling); the message is one
+    line that names the image."""
+
+
+#: Errors whose one-line message is the whole story (missing files, bad options, size mismatches, an image that
+#: does not fit in memory).
+USER_ERRORS = (OSError, ValueError, KeyError, ImageFailed)
 
 #: ``param_key_g`` when the option file names none, and the key an absent one falls back to (BasicSR).
 DEFAULT_PARAM_KEY = "params"
@@ -316,6 +323,7 @@ def evaluate_dataset(
     """Restore every image of ``dataset``, compute the metrics, save images if asked; returns the values."""
     from restore.data.benchmark import image_stem, tensor_to_uint8, write_uint8
     from restore.engine import infer
+    from restore.engine.forward import is_out_of_memory
 
     val = opt.get("val") or {}
     engine = _engine_options(opt)
@@ -333,7 +341,13 @@ def evaluate_dataset(
                 skipped = ", ".join(s.name for s in specs if s not in active)
                 log(f"{name}: no ground truth, skipping {skipped}")
         result.tiled += runs_tiled(net, *item["lq"].shape[-2:], engine)
-        sr = tensor_to_uint8(infer(net, item["lq"][None], **engine))
+        try:
+            sr = tensor_to_uint8(infer(net, item["lq"][None], **engine))
+        except RuntimeError as err:  # a machine limit, not a bug: one line naming the image (other errors propagate)
+            if not is_out_of_memory(err):
+                raise
+            reason = (str(err).splitlines() or ["out of memory"])[0]
+            raise ImageFailed(f"{item['lq_path']}: {reason}") from None
         stem = image_stem(item["lq_path"])
         row: dict[str, Any] = {"image": stem, "lq_path": item["lq_path"]}
         gt = None

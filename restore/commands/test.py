@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     A pre-flight pass checks the keys and types of the option file, the weights, the datasets' folders and the
     metric types, and reports every problem it finds before anything is created. 0: done; 2: unusable options,
     weights or ``--device`` (all pre-flight problems, a refused precision, an unreadable checkpoint, a device this
-    machine lacks); 1: an input failed while running; 130: interrupted.
+    machine lacks); 1: an input failed while running (a size mismatch; out of memory even after re-tiling); 130:
+    interrupted.
     """
     from restore.checkpoint import CheckpointError
     from restore.engine.loading import check_device

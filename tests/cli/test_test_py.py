@@ -338,3 +338,34 @@ def test_unusable_device_or_option_value_exits_2_in_one_line(
         assert len(lines) == 1  # checked before the option file is read
     else:  # the pre-flight goes on: the weights are missing too (and the datasets, unless prepared)
         assert any("path.pretrain_network_g not found" in line for line in lines[1:]), lines
+
+
+def test_image_out_of_memory_is_one_line_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Out of memory even after the engine's re-tiling: exit 1, one line naming the image, in the log too."""
+    import restore.engine
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nsee the allocator's notes")
+
+    gt_dir, lr_dir = make_benchmark(tmp_path / "mini")
+    options = write_options(tmp_path / "o.yml", tmp_path / "r", {"test_1": paired("Mini", gt_dir, lr_dir)}, TINY_HAT)
+    monkeypatch.setattr(restore.engine, "infer", no_memory)
+    err = _run_main(options, capsys, status=1)
+    assert err == f"restore test: error: {lr_dir / 'astronaut.png'}: CUDA out of memory. Tried to allocate 2.00 GiB"
+    log = next((tmp_path / "r").glob("test_*.log")).read_text()
+    assert err.removeprefix("restore test: ") in log
+
+
+def test_an_unexpected_runtime_error_keeps_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only machine limits become one-line errors; anything else is a bug to report, raised as it is."""
+    import restore.engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    gt_dir, lr_dir = make_benchmark(tmp_path / "mini")
+    options = write_options(tmp_path / "o.yml", tmp_path / "r", {"test_1": paired("Mini", gt_dir, lr_dir)}, TINY_HAT)
+    monkeypatch.setattr(restore.engine, "infer", broken)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        main(["-opt", str(options), "--allow-random-weights"])
