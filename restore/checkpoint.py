@@ -30,6 +30,8 @@ __all__ = [
     "CheckpointError",
     "LoadReport",
     "canonicalize",
+    "checkpoint_file_problem",
+    "checkpoint_option_problem",
     "load_network",
     "load_state_dict",
     "read_checkpoint",
@@ -105,6 +107,25 @@ def _sniff(path: Path) -> str:
     return "unknown"
 
 
+def checkpoint_file_problem(path: str | Path) -> str | None:
+    """One line when ``path`` cannot be a checkpoint file (a folder, or nothing there); None when it is a file."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path}: is a folder, expected a checkpoint file"
+    if not path.is_file():
+        return f"{path}: checkpoint file not found"
+    return None
+
+
+def checkpoint_option_problem(value: Any, key: str) -> str | None:
+    """``"<key>: <path>: ..."`` when option ``key`` names a path (``value``) that cannot be a checkpoint file; None
+    when it is a file or the option is unset (None or empty)."""
+    if not isinstance(value, str) or not value:
+        return None
+    problem = checkpoint_file_problem(value)
+    return f"{key}: {problem}" if problem else None
+
+
 def read_checkpoint(path: str | Path) -> Any:
     """Load a checkpoint file's top-level object without executing pickled code.
 
@@ -113,10 +134,9 @@ def read_checkpoint(path: str | Path) -> Any:
             that needs arbitrary Python globals (refused: that would run code from the file).
     """
     path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, expected a checkpoint file")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
+    problem = checkpoint_file_problem(path)
+    if problem:
+        raise CheckpointError(problem)
     kind = "safetensors" if path.suffix == ".safetensors" else _sniff(path)
     if kind == "safetensors":
         return read_safetensors(path)

@@ -37,11 +37,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from restore.checkpoint import checkpoint_option_problem
+from restore.utils.errors import error_line
 from restore.utils.options import OptionsError
 
 __all__ = [
-    "DatasetResult", "ImageFailed", "MetricSpec", "UnusableOptions", "check_options", "error_line", "file_problem",
-    "format_table", "preflight", "run_benchmark",
+    "DatasetResult", "ImageFailed", "MetricSpec", "UnusableOptions", "check_options", "error_line", "format_table",
+    "preflight", "run_benchmark",
 ]  # fmt: skip
 
 
@@ -176,18 +178,6 @@ def _option_problems(opt: dict[str, Any], allow_random_weights: bool, where: str
     return problems
 
 
-def file_problem(path: str | None, key: str) -> str | None:
-    """One line when ``path`` (the value of option ``key``) is not a readable file: missing, or a folder."""
-    if not isinstance(path, str) or not path:
-        return None
-    found = Path(path)
-    if found.is_dir():
-        return f"{path}: {key} is a folder, expected a checkpoint file"
-    if not found.is_file():
-        return f"{path}: {key} not found (expected a checkpoint file)"
-    return None
-
-
 def preflight(opt: dict[str, Any], allow_random_weights: bool = False, source: str | None = None) -> list[str]:
     """Every reason the benchmark cannot run, one line each, found without building the network or reading images.
 
@@ -196,7 +186,7 @@ def preflight(opt: dict[str, Any], allow_random_weights: bool = False, source: s
     folders and the GT/LQ pairing, by listing the files).
     """
     problems = _option_problems(opt, allow_random_weights, source or str(opt.get("name")))
-    problem = file_problem((opt.get("path") or {}).get("pretrain_network_g"), "path.pretrain_network_g")
+    problem = checkpoint_option_problem((opt.get("path") or {}).get("pretrain_network_g"), "path.pretrain_network_g")
     if problem:
         problems.append(problem)
     if not opt.get("datasets"):
@@ -250,8 +240,9 @@ def build_model(opt: dict[str, Any], log: Callable[[str], None]) -> nn.Module:
         net = build_network(opt["network_g"])
         log(f"warning: path.pretrain_network_g is not set: evaluating randomly initialised {type(net).__name__}")
         return net
-    if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"{checkpoint}: path.pretrain_network_g not found (expected a checkpoint file)")
+    problem = checkpoint_option_problem(checkpoint, "path.pretrain_network_g")
+    if problem:
+        raise FileNotFoundError(problem)
     requested = paths.get("param_key_g") or DEFAULT_PARAM_KEY
     raw, key = select_params(read_checkpoint(checkpoint), requested, log)
     state = canonicalize(raw, None, source=str(checkpoint))
@@ -512,11 +503,6 @@ def run_benchmark(
         except USER_ERRORS as err:
             handle.write(f"error: {error_line(err)}\n")
             raise
-
-
-def error_line(err: BaseException) -> str:
-    """The one-line message of an error (a ``KeyError``'s message without the quotes ``str`` adds)."""
-    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
 
 
 def _run(

@@ -25,6 +25,7 @@ from restore.models.runner import (
     train,
 )
 from restore.models.train_log import close_logger
+from restore.utils.errors import error_line
 from restore.utils.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
 from restore.utils.options import OptionsError
 from restore.utils.threads import set_threads
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _report_failure(err: BaseException, dist: DistInfo) -> None:
     """One line on stderr; the full traceback goes to the log file only (if the log is open)."""
-    message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    message = error_line(err)
     where = f" (rank {dist.rank})" if dist.enabled else ""
     for line in getattr(err, "problems", None) or [message]:
         print(f"{PROG}: error{where}: {line}", file=sys.stderr)

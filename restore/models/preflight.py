@@ -15,24 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from restore.checkpoint import checkpoint_option_problem
+from restore.utils.errors import error_line
+
 __all__ = ["train_problems"]
 
 #: Exceptions whose message is a self-explanatory line (what the checks below may raise).
 _EXPECTED = (OSError, ValueError, KeyError, TypeError, NotImplementedError, ImportError)
-
-
-def _line(err: BaseException) -> str:
-    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-
-
-def _file_problem(path: Any, key: str) -> str | None:
-    if not isinstance(path, str) or not path:
-        return None
-    if Path(path).is_dir():
-        return f"{key}: {path}: is a folder, expected a checkpoint file"
-    if not Path(path).is_file():
-        return f"{key}: {path}: checkpoint file not found"
-    return None
 
 
 def _model_problems(opt: Mapping[str, Any]) -> list[str]:
@@ -48,7 +37,7 @@ def _model_problems(opt: Mapping[str, Any]) -> list[str]:
     try:
         cls = _model_class(model_type, MODEL_REGISTRY.get(model_type), opt)
     except (KeyError, NotImplementedError) as err:
-        problems.append(f"model_type: {_line(err)}" if isinstance(err, KeyError) else str(err))
+        problems.append(f"model_type: {error_line(err)}" if isinstance(err, KeyError) else str(err))
     train = opt.get("train") or {}
     total = None
     try:
@@ -77,7 +66,7 @@ def _model_problems(opt: Mapping[str, Any]) -> list[str]:
         try:
             build_schedule(train["scheduler"], total)
         except _EXPECTED as err:
-            problems.append(_line(err))
+            problems.append(error_line(err))
     if cls is not None and _is_real(cls) and uses_degradation(opt):
         problems += _degradation_problems(opt)
     return problems
@@ -114,14 +103,14 @@ def _degradation_problems(opt: Mapping[str, Any]) -> list[str]:
         batch = int(((opt.get("datasets") or {}).get("train") or {}).get("batch_size_per_gpu") or 1)
         PairPool(settings.queue_size, batch)
     except _EXPECTED as err:
-        return [_line(err)]
+        return [error_line(err)]
     return []
 
 
 def _file_problems(opt: Mapping[str, Any], auto_resume: bool) -> list[str]:
     paths = opt.get("path") or {}
-    problems = [p for p in (_file_problem(paths.get(f"pretrain_network_{n}"), f"path.pretrain_network_{n}")
-                            for n in ("g", "d")) if p]  # fmt: skip
+    keys = [f"pretrain_network_{n}" for n in ("g", "d")]
+    problems = [p for p in (checkpoint_option_problem(paths.get(key), f"path.{key}") for key in keys) if p]
     resume = paths.get("resume_state")
     if not auto_resume and isinstance(resume, str) and not Path(resume).is_file():
         problems.append(f"path.resume_state: {resume}: training state file not found")
@@ -169,7 +158,7 @@ def _dataset_problems(opt: Mapping[str, Any], world_size: int) -> list[str]:
         try:
             dataset = build_dataset(ds_opt)
         except _EXPECTED as err:
-            problems.append(_line(err))
+            problems.append(error_line(err))
             continue
         if key != "train":
             continue
@@ -203,5 +192,5 @@ def train_problems(opt: Mapping[str, Any], *, auto_resume: bool = False, world_s
         try:
             problems += check(opt)
         except _EXPECTED as err:  # a check tripping over a value that another check reports
-            problems.append(_line(err))
+            problems.append(error_line(err))
     return problems

@@ -58,6 +58,7 @@ from restore.models.training_state import (
     state_path,
 )
 from restore.models.validation import BestMetrics, validate
+from restore.utils.errors import error_line
 from restore.utils.files import atomic_path
 from restore.utils.options import OptionsError, load_options
 
@@ -493,5 +494,5 @@ def preflight(opt: dict[str, Any], auto_resume: bool, dist: DistInfo) -> tuple[l
         resume = find_resume(opt, auto_resume, notes)
     except USER_ERRORS as err:
         label = "--auto_resume" if auto_resume else "path.resume_state"
-        problems.append(f"{label}: {err.args[0] if isinstance(err, KeyError) and err.args else err}")
+        problems.append(f"{label}: {error_line(err)}")
     return problems, resume, notes

@@ -94,7 +94,7 @@ def test_test_reports_every_problem_and_creates_no_results(tmp_path: Path) -> No
     assert lines == [
         "o.yml: val.metrics.psnr.crop_bordr: unknown key; did you mean 'crop_border'?",
         "o.yml: val.metrics.lpips.type: unknown metric type 'calculate_lpip'; did you mean 'calculate_lpips'?",
-        f"{tmp_path / 'weights'}: path.pretrain_network_g is a folder, expected a checkpoint file",
+        f"path.pretrain_network_g: {tmp_path / 'weights'}: is a folder, expected a checkpoint file",
         f"{tmp_path / 'gone/gt'}: dataroot_gt folder not found",
         f"{tmp_path / 'gone/b'}: dataroot_gt folder not found",
     ]

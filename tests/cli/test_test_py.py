@@ -337,7 +337,8 @@ def test_unusable_device_or_option_value_exits_2_in_one_line(
     if extra[0] == "--device":
         assert len(lines) == 1  # checked before the option file is read
     else:  # the pre-flight goes on: the weights are missing too (and the datasets, unless prepared)
-        assert any("path.pretrain_network_g not found" in line for line in lines[1:]), lines
+        weights = "restore test: error: path.pretrain_network_g: "
+        assert any(line.startswith(weights) and line.endswith(": checkpoint file not found") for line in lines[1:])
 
 
 def test_image_out_of_memory_is_one_line_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture,
