@@ -20,6 +20,7 @@ from torch import nn
 from restore.archs.dlgsanet.dynamic_conv_export import dynamic_conv_export_forward
 from restore.archs.layers.feedforward import GatedDconvFeedForward, PointwiseFeedForward
 from restore.archs.layers.norm import ChannelLayerNorm
+from restore.archs.layers.pointwise import PointwiseConv2d
 from restore.archs.layers.transposed_attention import WindowedTransposedAttention
 from restore.archs.layers.upsample import Upsample
 from restore.ops.dynamic_conv import dynamic_depthwise_conv
@@ -69,10 +70,10 @@ class DynamicDepthwiseConv(nn.Module):
             )
         hidden = channels // _HYPERNET_REDUCTION
         self.conv1 = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1, bias=bias),
+            PointwiseConv2d(channels, hidden, bias=bias),
             nn.Conv2d(hidden, hidden, kernel_size, padding=kernel_size // 2, groups=hidden, bias=bias),
         )
-        self.conv2 = nn.Sequential(nn.Conv2d(hidden, kernel_size**2 * self.groups, 1, bias=bias))
+        self.conv2 = nn.Sequential(PointwiseConv2d(hidden, kernel_size**2 * self.groups, bias=bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
@@ -88,8 +89,8 @@ class LocalMixer(nn.Module):
 
     def __init__(self, dim: int, window_size: int, dynamic: bool, group_channels: int) -> None:
         super().__init__()
-        self.conv0 = nn.Conv2d(dim, dim, 1, bias=False)
-        self.conv1 = nn.Conv2d(dim, dim, 1, bias=False)
+        self.conv0 = PointwiseConv2d(dim, dim, bias=False)
+        self.conv1 = PointwiseConv2d(dim, dim, bias=False)
         if dynamic:
             self.conv = DynamicDepthwiseConv(dim, window_size, group_channels, bias=True)
         else:

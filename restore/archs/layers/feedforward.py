@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from restore.archs.layers.pointwise import PointwiseConv2d
+
 __all__ = ["GatedDconvFeedForward", "PointwiseFeedForward"]
 
 
@@ -24,9 +26,9 @@ class GatedDconvFeedForward(nn.Module):
     def __init__(self, dim: int, ffn_expansion_factor: float, bias: bool) -> None:
         super().__init__()
         hidden = int(dim * ffn_expansion_factor)
-        self.project_in = nn.Conv2d(dim, hidden * 2, kernel_size=1, bias=bias)
+        self.project_in = PointwiseConv2d(dim, hidden * 2, bias=bias)
         self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
-        self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
+        self.project_out = PointwiseConv2d(hidden, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
@@ -47,9 +49,9 @@ class PointwiseFeedForward(nn.Module):
         super().__init__()
         hidden = int(dim * ffn_expansion_factor)
         self.body = nn.Sequential(
-            nn.Conv2d(dim, hidden, 1, bias=bias),
+            PointwiseConv2d(dim, hidden, bias=bias),
             nn.GELU(),
-            nn.Conv2d(hidden, dim, 1, bias=bias),
+            PointwiseConv2d(hidden, dim, bias=bias),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from restore.archs.layers.pointwise import PointwiseConv2d
 from restore.archs.layers.tlc import tlc_apply, tlc_membership
 from restore.ops.sparse_channel_attention import sparse_channel_attention
 from restore.ops.sparse_channel_attention.torch_impl import attention_matrix
@@ -36,9 +37,9 @@ class TransposedAttentionProjections(nn.Module):
             raise ValueError(f"channel attention: dim {dim} must be divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
+        self.qkv = PointwiseConv2d(dim, dim * 3, bias=bias)
         self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
-        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
+        self.project_out = PointwiseConv2d(dim, dim, bias=bias)
 
     def project_qkv(self, x: torch.Tensor) -> torch.Tensor:
         """(B, dim, H, W) -> (B, 3 dim, H, W): q, k, v stacked along channels."""
