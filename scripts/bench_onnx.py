@@ -17,6 +17,7 @@ Runtime / PyTorch, start-up excluded).
 Usage:
     python scripts/bench_onnx.py          # HAT-S x4, DRCT x4, DLGSANet-light x4 (64x64), DRSformer (128x128)
     python scripts/bench_onnx.py --cases DRSformer --repeat 3 --threads 2 --small
+    python scripts/bench_onnx.py --cases DLGSANet-large_x4          # also available: the large DLGSANet
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ def _dlgsanet_light() -> dict:
     return {"type": "DLGSANet", **PRESETS["light_x4"]}
 
 
+def _dlgsanet_large() -> dict:
+    from restore.archs.dlgsanet import PRESETS
+
+    return {"type": "DLGSANet", **PRESETS["large_x4"]}
+
+
 def _drsformer() -> dict:
     from restore.archs.drsformer import PRESETS
 
@@ -76,8 +83,13 @@ CASES = [
     Case("HAT-S_x4", _hat_s, 64),
     Case("DRCT_x4", _drct, 64),
     Case("DLGSANet-light_x4", _dlgsanet_light, 64),
+    Case("DLGSANet-large_x4", _dlgsanet_large, 64),
     Case("DRSformer", _drsformer, 128),
 ]
+
+
+#: One case per family.
+DEFAULT_CASES = ("HAT-S_x4", "DRCT_x4", "DLGSANet-light_x4", "DRSformer")
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -137,7 +149,8 @@ def run_case(case: Case, args: argparse.Namespace, folder: Path) -> Result:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES], help="case names (default: all)")
+    parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES if c.name in DEFAULT_CASES],
+                        help=f"case names (default: {' '.join(DEFAULT_CASES)}; all: {' '.join(c.name for c in CASES)})")
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds per runtime (default 5)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads for both runtimes")
     parser.add_argument("--fixed", action="store_true", help="export fixed-size models of the tile size")
