@@ -13,12 +13,13 @@ Structure: shallow conv -> RDG x len(depths) -> norm -> conv -> pixel-shuffle re
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from restore.archs.layers.mlp import token_linear
+from restore.archs.layers.mlp import on_token_rows
 from restore.archs.layers.swin_block import SwinBlock, effective_window, run_block
 from restore.archs.layers.swin_sr_base import SwinSRBase, check_frame_kwargs
 from restore.ops.window_attention import shift_mask
@@ -146,7 +147,7 @@ class DenseResidualGroup(nn.Module):
             adjust: nn.Conv2d = getattr(self, f"adjust{k}")
             inputs = x if k == 1 else torch.cat(features, dim=-1)
             y = run_block(block, inputs, x_size, use_checkpoint=self.use_checkpoint)
-            y = token_linear(y, adjust.weight.flatten(1), adjust.bias)
+            y = on_token_rows(partial(F.linear, weight=adjust.weight.flatten(1), bias=adjust.bias), y)
             if k < BLOCKS_PER_GROUP:
                 y = F.leaky_relu(y, DENSE_SLOPE)
             features.append(y)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
-def token_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``, ``(..., C_in) -> (..., C_out)``. In exported graphs the tokens are flattened to
-    2-D first, so that ONNX writes one ``Gemm`` with the bias inside instead of a ``MatMul`` and an ``Add`` (a
-    separate pass over the output in ONNX Runtime)."""
+def on_token_rows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``fn(x)`` for a per-token ``fn`` of tokens ``(..., C_in) -> (..., C_out)``. In exported graphs the tokens are
+    flattened to 2-D rows first, so that ONNX writes every linear layer inside ``fn`` as one ``Gemm`` with the bias
+    inside, instead of a ``MatMul`` and an ``Add`` (a separate pass over the output in ONNX Runtime)."""
     if torch.compiler.is_exporting() and x.dim() > 2:
-        return F.linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*x.shape[:-1], weight.shape[0])
-    return F.linear(x, weight, bias)
+        out = fn(x.reshape(-1, x.shape[-1]))
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+    return fn(x)
 
 
 class Mlp(nn.Module):
@@ -45,6 +47,7 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., C_in)`` -> ``(..., C_out)``."""
-        if torch.compiler.is_exporting() and x.dim() > 2:  # 2-D tokens: each linear is one Gemm (see token_linear)
-            return self(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], self.fc2.out_features)
+        return on_token_rows(self._per_token, x)
+
+    def _per_token(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
